@@ -1,0 +1,25 @@
+"""python -m shared.bench <what> [options]: discovers the benchmark modules beside this file."""
+
+import argparse
+import importlib
+import pkgutil
+
+import shared.bench
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m shared.bench", description=__doc__)
+    sub = parser.add_subparsers(dest="what", required=True, metavar="WHAT")
+    modules = {}
+    for info in sorted(pkgutil.iter_modules(shared.bench.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"shared.bench.{info.name}")
+        modules[info.name] = module
+        module.add_arguments(sub.add_parser(info.name, help=module.HELP, description=module.HELP))
+    args = parser.parse_args(argv)
+    modules[args.what].run(args)
+
+
+if __name__ == "__main__":
+    main()

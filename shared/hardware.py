@@ -1,0 +1,113 @@
+"""What device this is, and its peak FLOP/s and memory bandwidth.
+
+Accelerators are looked up in a table of published figures (each with its source);
+the CPU is measured by a short calibration, because no table knows a learner's
+laptop. An accelerator missing from the table is reported as unknown, never guessed.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+
+import jax
+import jax.numpy as jnp
+
+from shared.timing import timeit
+
+GB = 1e9
+
+
+@dataclass(frozen=True)
+class Chip:
+    name: str
+    peak_flops: dict[str, float | None]  # by compute dtype: "bfloat16", "float32", "int8"
+    memory_bw: float | None  # bytes/s between the chip and its main memory (HBM or DRAM)
+    memory_bytes: float | None = None
+    link_bw: float | None = None  # bytes/s one way over one chip-to-chip link
+    source: str = ""
+    measured: bool = False  # True when the figures come from calibration on this machine
+    notes: dict[str, str] = field(default_factory=dict, compare=False)
+
+    def flops(self, dtype: str = "bfloat16") -> float | None:
+        return self.peak_flops.get(str(jnp.dtype(dtype)))
+
+    @property
+    def ridge_point(self) -> float | None:
+        """FLOPs per byte above which the bf16 roofline is compute-bound."""
+        peak = self.flops("bfloat16") or self.flops("float32")
+        return peak / self.memory_bw if peak and self.memory_bw else None
+
+
+# Dense peaks as published; see ../shared/reference/hardware.md of the course's sources.
+CHIPS: dict[str, Chip] = {
+    "TPU v4": Chip("TPU v4", {"bfloat16": 2.75e14, "int8": 2.75e14}, 1.2e12, 32 * 2**30, 4.5e10,
+                   "cloud.google.com/tpu/docs/v4; jax-ml/scaling-book"),
+    "TPU v5e": Chip("TPU v5e", {"bfloat16": 1.97e14, "int8": 3.94e14}, 8.2e11, 16e9, 4.5e10,
+                    "cloud.google.com/tpu/docs/v5e; jax-ml/scaling-book"),
+    "TPU v5p": Chip("TPU v5p", {"bfloat16": 4.59e14, "int8": 9.18e14}, 2.765e12, 95 * 2**30, 1.0e11,
+                    "cloud.google.com/tpu/docs/v5p; jax-ml/scaling-book (1.2e12 bidirectional per chip over 6 links)"),
+    "TPU v6e": Chip("TPU v6e", {"bfloat16": 9.18e14, "int8": 1.836e15}, 1.638e12, 32e9, 1.0e11,
+                    "cloud.google.com/tpu/docs/v6e (8e11 bidirectional per chip over 4 links)"),
+    "A100": Chip("NVIDIA A100 SXM 80GB", {"bfloat16": 3.12e14, "int8": 6.24e14}, 2.039e12, 80e9, 3e11,
+                 "NVIDIA A100 datasheet; NVLink 3 per direction"),
+    "H100": Chip("NVIDIA H100 SXM", {"bfloat16": 9.89e14, "int8": 1.979e15}, 3.35e12, 80e9, 4.5e11,
+                 "NVIDIA H100 datasheet; NVLink 4 per direction"),
+    "H200": Chip("NVIDIA H200", {"bfloat16": 9.89e14, "int8": 1.979e15}, 4.8e12, 141e9, 4.5e11,
+                 "NVIDIA H200 datasheet"),
+    "B200": Chip("NVIDIA B200", {"bfloat16": 2.25e15, "int8": 4.5e15}, 8.0e12, 192e9, 9e11,
+                 "NVIDIA B200 datasheet (int8 column: fp8)"),
+}
+
+# device_kind strings as JAX reports them, matched in order (v5 lite is v5e, v6 lite is v6e).
+_KINDS = [("v5 lite", "TPU v5e"), ("v5e", "TPU v5e"), ("v6 lite", "TPU v6e"), ("v6e", "TPU v6e"),
+          ("v5p", "TPU v5p"), ("tpu v5", "TPU v5p"), ("tpu v4", "TPU v4"), ("a100", "A100"),
+          ("h100", "H100"), ("h200", "H200"), ("b200", "B200")]
+
+
+def lookup(device_kind: str) -> Chip | None:
+    kind = device_kind.lower()
+    return next((CHIPS[name] for key, name in _KINDS if key in kind), None)
+
+
+def _matmul_peak(dtype, n: int = 2048) -> float:
+    """Best FLOP/s of an n^3 matmul with float32 (int32 for int8) accumulation."""
+    acc = jnp.int32 if jnp.dtype(dtype) == jnp.int8 else jnp.float32
+    a = jnp.ones((n, n), dtype)
+    b = jnp.ones((n, n), dtype)
+    f = jax.jit(lambda a, b: jnp.matmul(a, b, preferred_element_type=acc))
+    return 2 * n**3 / timeit(f, a, b, warmup=2, runs=5).min
+
+
+def _copy_bandwidth(mbytes: int = 256) -> float:
+    """Best bytes/s of reading and writing an array far larger than any cache."""
+    x = jnp.ones((mbytes * 2**20 // 4,), jnp.float32)
+    f = jax.jit(lambda x: x * 2.0)
+    return 2 * x.nbytes / timeit(f, x, warmup=2, runs=5).min
+
+
+@functools.cache
+def _calibrated_cpu(device_kind: str) -> Chip:
+    # Best of two sizes: 1024^3 runs from cache, 2048^3 from memory; the peak is the higher.
+    peaks = {str(jnp.dtype(d)): max(_matmul_peak(d, n) for n in (1024, 2048))
+             for d in (jnp.float32, jnp.bfloat16)}
+    return Chip(f"CPU ({device_kind or 'host'})", peaks, _copy_bandwidth(),
+                source="calibrated on this machine: best of 1024^3 and 2048^3 matmuls, 256 MiB streaming copy",
+                measured=True)
+
+
+def detect() -> Chip:
+    """The first device's chip: table figures for accelerators, a calibration for the CPU."""
+    device = jax.devices()[0]
+    if device.platform == "cpu":
+        return _calibrated_cpu(device.device_kind)
+    chip = lookup(device.device_kind)
+    return chip or Chip(f"unknown accelerator ({device.device_kind})", {}, None,
+                        source="not in the table; add its datasheet figures to shared/hardware.py")
+
+
+def describe(chip: Chip) -> str:
+    f32, bf16 = chip.flops("float32"), chip.flops("bfloat16")
+    fmt = lambda x, unit: f"{x / 1e9:,.0f} G{unit}" if x else "unknown"
+    return (f"{chip.name}: float32 {fmt(f32, 'FLOP/s')}, bfloat16 {fmt(bf16, 'FLOP/s')}, "
+            f"memory {fmt(chip.memory_bw, 'B/s')} ({chip.source})")

@@ -1,0 +1,154 @@
+"""A decoder-only transformer as pure functions over a pytree of parameters.
+
+Letter convention for every einsum and shape comment in the course:
+
+    B  batch                      L  layers
+    S  sequence (query positions) T  sequence (key/value positions)
+    E  model width (d_model)      V  vocabulary
+    H  query heads                K  key/value heads (K = H without GQA)
+    G  query heads per K head     D  head width (E = H * D)
+    F  MLP width
+
+Parameters (the pytree `init` returns; every array in "blocks" has a leading L):
+
+    embed       [V, E]            token embedding
+    blocks      attn_norm [L, E]  wq [L, E, H, D]  wk, wv [L, E, K, D]  wo [L, H, D, E]
+                mlp_norm  [L, E]  w_up [L, E, F]   w_down [L, F, E]
+    final_norm  [E]
+    unembed     [E, V]            output projection (not tied to embed)
+
+A block is pre-norm: x + attn(rmsnorm(x)), then x + mlp(rmsnorm(x)). Positions
+are rotary (RoPE) on queries and keys, so there is no position table.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+
+from shared import attention as attn_lib
+from shared.config import ModelConfig
+
+
+def init(config: ModelConfig, key: jax.Array) -> dict:
+    """Random parameters: normal(0, 0.02), output projections scaled by 1/sqrt(2L) as GPT-2."""
+    c = config.validate()
+    V, E, L, H, K, D, F = c.vocab_size, c.d_model, c.n_layers, c.n_heads, c.kv_heads, c.head_dim, c.d_ff
+    keys = iter(jax.random.split(key, 8))
+    std, out_std = 0.02, 0.02 / math.sqrt(2 * L)
+
+    def normal(shape, s=std):
+        return s * jax.random.normal(next(keys), shape, jnp.float32)
+
+    return {
+        "embed": normal((V, E)),
+        "blocks": {
+            "attn_norm": jnp.ones((L, E)),
+            "wq": normal((L, E, H, D)),
+            "wk": normal((L, E, K, D)),
+            "wv": normal((L, E, K, D)),
+            "wo": normal((L, H, D, E), out_std),
+            "mlp_norm": jnp.ones((L, E)),
+            "w_up": normal((L, E, F)),
+            "w_down": normal((L, F, E), out_std),
+        },
+        "final_norm": jnp.ones((E,)),
+        "unembed": normal((E, V)),
+    }
+
+
+def param_count(params: dict) -> int:
+    return sum(x.size for x in jax.tree.leaves(params))
+
+
+def matmul_param_count(config: ModelConfig) -> int:
+    """Parameters that take part in a matmul per token: all but the embedding table and norms."""
+    c = config
+    per_layer = c.d_model * c.head_dim * (2 * c.n_heads + 2 * c.kv_heads) + 2 * c.d_model * c.d_ff
+    return c.n_layers * per_layer + c.d_model * c.vocab_size
+
+
+def train_flops_per_token(config: ModelConfig) -> int:
+    """Model FLOPs to train on one token: 6 * matmul params + 12 * L * S * E.
+
+    2 FLOPs per multiply-add, times 3 for forward + backward (the backward does two
+    matmuls per forward one). The second term is attention's QK^T and AV over the
+    full context (PaLM, appendix B); a causal kernel that skips masked blocks does
+    about half of it, but MFU counts the model's FLOPs, not the kernel's.
+    """
+    c = config
+    return 6 * matmul_param_count(c) + 12 * c.n_layers * c.seq_len * c.d_model
+
+
+def rms_norm(x: jax.Array, scale: jax.Array, eps: float = 1e-6) -> jax.Array:
+    """Normalise the last axis to unit root-mean-square, in float32 for stability."""
+    x32 = x.astype(jnp.float32)
+    x32 = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + eps)
+    return (x32 * scale).astype(x.dtype)
+
+
+def rope(x: jax.Array, positions: jax.Array, base: float) -> jax.Array:
+    """Rotate pairs (x[i], x[i + D/2]) by angle position * base^(-2i/D).
+
+    x: [B, S, N, D] (N heads), positions: [B, S]. Dot products between rotated
+    queries and keys then depend only on the distance between their positions.
+    """
+    D = x.shape[-1]
+    freqs = base ** (-jnp.arange(0, D // 2, dtype=jnp.float32) * 2 / D)  # [D/2]
+    angle = positions.astype(jnp.float32)[:, :, None, None] * freqs  # [B, S, 1, D/2]
+    cos, sin = jnp.cos(angle), jnp.sin(angle)
+    x1, x2 = jnp.split(x.astype(jnp.float32), 2, axis=-1)  # 2 x [B, S, N, D/2]
+    rotated = jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
+    return rotated.astype(x.dtype)
+
+
+def attention_block(x, p, positions, segment_ids, config: ModelConfig):
+    """Causal self-attention of one layer. x: [B, S, E] -> [B, S, E]."""
+    q = jnp.einsum("BSE,EHD->BSHD", x, p["wq"])
+    k = jnp.einsum("BSE,EKD->BSKD", x, p["wk"])
+    v = jnp.einsum("BSE,EKD->BSKD", x, p["wv"])
+    q, k = rope(q, positions, config.rope_base), rope(k, positions, config.rope_base)
+    out = attn_lib.attention(q, k, v, causal=True, segment_ids=segment_ids,
+                             impl=config.attention)  # [B, S, H, D]
+    return jnp.einsum("BSHD,HDE->BSE", out, p["wo"])
+
+
+def mlp_block(x, p):
+    """Position-wise MLP. x: [B, S, E] -> [B, S, E]."""
+    h = jax.nn.gelu(jnp.einsum("BSE,EF->BSF", x, p["w_up"]))
+    return jnp.einsum("BSF,FE->BSE", h, p["w_down"])
+
+
+def block(x, p, positions, segment_ids, config: ModelConfig):
+    x = x + attention_block(rms_norm(x, p["attn_norm"]), p, positions, segment_ids, config)
+    return x + mlp_block(rms_norm(x, p["mlp_norm"]), p)
+
+
+def forward(params: dict, tokens: jax.Array, config: ModelConfig, *,
+            positions: jax.Array | None = None,
+            segment_ids: jax.Array | None = None) -> jax.Array:
+    """Logits for every position.
+
+    tokens: [B, S] int; positions: [B, S] (default 0..S-1, per document when packing);
+    segment_ids: [B, S] int, tokens attend only within their own segment (None: one
+    document per row). Returns float32 logits [B, S, V]; logits at position t depend
+    only on tokens[:, :t+1].
+    """
+    B, S = tokens.shape
+    if positions is None:
+        positions = jnp.broadcast_to(jnp.arange(S), (B, S))
+    dtype = jnp.dtype(config.dtype)
+    cast = lambda tree: jax.tree.map(lambda w: w.astype(dtype), tree)
+
+    x = cast(params["embed"])[tokens]  # [B, S, E]
+
+    def layer(x, p):
+        return block(x, cast(p), positions, segment_ids, config), None
+
+    x, _ = jax.lax.scan(layer, x, params["blocks"])  # [B, S, E]
+    x = rms_norm(x, params["final_norm"])
+    logits = jnp.einsum("BSE,EV->BSV", x, cast(params["unembed"]),
+                        preferred_element_type=jnp.float32)
+    return logits
