@@ -1,0 +1,80 @@
+"""Matmuls and elementwise adds from small to large, each placed on this chip's roofline."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+
+from shared import hardware, roofline
+
+HELP = "matmul and elementwise sweep: FLOPs, bytes, intensity, bound, time, fraction of bound; writes a roofline PNG"
+
+MiB = 2**20
+# Sizes per platform: the CPU's fit in a minute on 2 cores; an accelerator's fill the chip.
+SIZES = {
+    "cpu": {"matmul": [64, 128, 256, 512, 1024, 2048], "batched": (64, 128), "add_mib": [1, 16, 256]},
+    "accelerator": {"matmul": [256, 512, 1024, 2048, 4096, 8192], "batched": (64, 512),
+                    "add_mib": [1, 64, 1024]},
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default=None,
+                        help="operand dtype (default: float32 on a CPU, bfloat16 on an accelerator)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="roofline PNG to write (default: runs/roofline_<platform>.png)")
+    parser.add_argument("--runs", type=int, default=5, help="timed runs per point (best one counts)")
+
+
+def matmul(a: jax.Array, b: jax.Array) -> jax.Array:
+    """[..., M, K] @ [..., K, N] accumulated and returned in float32, as training does."""
+    return jnp.matmul(a, b, preferred_element_type=jnp.float32)
+
+
+def sweep(dtype: str, sizes: dict, runs: int) -> list[roofline.Analysis]:
+    """Every point of the sweep, analysed and timed on this machine."""
+    keys = iter(range(1000))
+    # Random operands: no hardware shortcut for zeros or repeated values.
+    rand = lambda shape: jax.random.normal(jax.random.key(next(keys)), shape, dtype)
+    points = []
+    for n in sizes["matmul"]:
+        a, b = rand((n, n)), rand((n, n))
+        points.append(roofline.analyze(matmul, a, b, name=f"matmul {n}", dtype=dtype, runs=runs))
+        del a, b
+    # As many FLOPs as one (count^(1/3) * n)^3 matmul, in `count` small independent ones.
+    count, n = sizes["batched"]
+    a, b = rand((count, n, n)), rand((count, n, n))
+    points.append(roofline.analyze(matmul, a, b, name=f"{count}x matmul {n}", dtype=dtype, runs=runs))
+    del a, b
+    for mib in sizes["add_mib"]:
+        length = mib * MiB // jnp.dtype(dtype).itemsize
+        x, y = rand((length,)), rand((length,))
+        points.append(roofline.analyze(jnp.add, x, y, name=f"add {mib} MiB", dtype=dtype, runs=runs))
+        del x, y
+    return points
+
+
+def run(args: argparse.Namespace) -> None:
+    start = time.perf_counter()
+    platform = jax.devices()[0].platform
+    on_cpu = platform == "cpu"
+    dtype = args.dtype or ("float32" if on_cpu else "bfloat16")
+    chip = hardware.detect()
+    print(hardware.describe(chip))
+    points = sweep(dtype, SIZES["cpu" if on_cpu else "accelerator"], args.runs)
+    print(roofline.format_table(points))
+
+    peaks = "calibrated in this run" if chip.measured else "datasheet"
+    big_mm = max((p for p in points if p.name.startswith("matmul")), key=lambda p: p.cost.flops)
+    big_add = max((p for p in points if p.name.startswith("add")), key=lambda p: p.cost.bytes)
+    print(f"{big_mm.name}: {big_mm.achieved_flops / big_mm.peak:.0%} of the {dtype} peak "
+          f"{peaks} (issue target >= 80%)")
+    print(f"{big_add.name}: {big_add.achieved_bw / chip.memory_bw:.0%} of the memory bandwidth "
+          f"{peaks} (issue target >= 70%)")
+    out = args.out or Path("runs") / f"roofline_{platform}.png"
+    roofline.plot_roofline(points, out, title=f"{chip.name}, {dtype}: measured on this machine")
+    print(f"wrote {out} ({time.perf_counter() - start:.0f} s in all)")
