@@ -1,15 +1,20 @@
 """Saving and restoring a run with orbax.
 
 A run folder holds `config.json` (what was trained, written once) and
-`checkpoints/<step>/` (the training state at that step). Orbax writes each step
-into a temporary folder and renames it when complete, so a save interrupted half
-way never replaces or damages the previous checkpoint.
+`checkpoints/<step>/` (the training state at that step, and the data loader's
+position beside it). Orbax writes each step into a temporary folder and renames it
+when complete, so a save interrupted half way never replaces or damages the previous
+checkpoint. A checkpoint damaged later (a disk error, a deleted file) is moved to
+`damaged/<step>/`, with a warning, and the previous one is used: nothing is deleted
+or overwritten without being asked.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import warnings
 from pathlib import Path
 
 import jax
@@ -52,21 +57,80 @@ def manager(run_dir: Path, keep: int = 3) -> ocp.CheckpointManager:
     """Keeps the last `keep` checkpoints; saves run in the background (call wait_until_finished)."""
     return ocp.CheckpointManager(
         Path(run_dir).absolute() / "checkpoints",  # orbax needs an absolute path
-        options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
+        options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True),
+        item_handlers={"state": ocp.StandardCheckpointHandler(),
+                       "data": ocp.JsonCheckpointHandler()})
 
 
-def save(mgr: ocp.CheckpointManager, step: int, state) -> None:
-    mgr.save(step, args=ocp.args.StandardSave(state))
+def save(mgr: ocp.CheckpointManager, step: int, state, data: dict | None = None) -> None:
+    """Start saving `state` (a pytree of arrays) and `data` (JSON: the loader's position)."""
+    mgr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                           data=ocp.args.JsonSave(data or {})))
 
 
 def restore(mgr: ocp.CheckpointManager, like, step: int | None = None):
-    """(step, state) of the given or latest checkpoint, with the structure and dtypes of `like`."""
-    step = mgr.latest_step() if step is None else step
-    if step is None:
-        raise CheckpointError(f"no checkpoint in {mgr.directory}")
+    """(step, state) of the given or latest checkpoint, with the structure and dtypes of `like`.
+
+    `like` may hold arrays placed on a mesh: the restored arrays are placed the same way.
+    Without a given step, a latest checkpoint that cannot be read is moved aside and
+    the one before it is tried (with a warning); a given step that cannot be read, or
+    a state of another structure or shape, is an error.
+    """
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
+    steps = [step] if step is not None else sorted(mgr.all_steps(), reverse=True)
+    if not steps:
+        raise CheckpointError(f"no checkpoint in {mgr.directory}")
+    for s in steps:
+        try:
+            saved = mgr.item_metadata(s)["state"]
+            saved_shapes = _shapes(getattr(saved, "tree", saved))
+        except Exception as e:
+            reason = _reason(e)
+        else:
+            if saved_shapes != _shapes(abstract):
+                raise CheckpointError(f"checkpoint {s} in {mgr.directory} holds a state of another "
+                                      f"structure or shape than this config's")
+            try:
+                restored = mgr.restore(s, args=ocp.args.Composite(
+                    state=ocp.args.StandardRestore(abstract)))
+                return s, restored["state"]
+            except Exception as e:  # orbax and tensorstore raise many types for bad files
+                reason = _reason(e)
+        if step is not None:
+            raise CheckpointError(f"checkpoint {s} in {mgr.directory} cannot be restored: {reason}")
+        aside = set_aside(mgr, s)
+        warnings.warn(f"checkpoint {s} is damaged ({reason}); moved it to {aside} and "
+                      f"tried the one before it", stacklevel=2)
+    raise CheckpointError(f"every checkpoint in {mgr.directory} is damaged (moved to damaged/)")
+
+
+def restore_data(mgr: ocp.CheckpointManager, step: int) -> dict:
+    """The JSON saved beside the state at `step`."""
     try:
-        return step, mgr.restore(step, args=ocp.args.StandardRestore(abstract))
-    except Exception as e:  # orbax raises many types for unreadable or mismatched data
-        raise CheckpointError(f"checkpoint {step} in {mgr.directory} cannot be restored: "
-                              f"{str(e).splitlines()[0]}") from None
+        return dict(mgr.restore(step, args=ocp.args.Composite(data=ocp.args.JsonRestore()))["data"])
+    except Exception as e:
+        raise CheckpointError(f"checkpoint {step} in {mgr.directory} has no readable data "
+                              f"position: {_reason(e)}") from None
+
+
+def _shapes(tree) -> list[tuple[int, ...]]:
+    """The arrays' shapes, sorted: orbax's metadata tree orders some nodes differently."""
+    return sorted(tuple(x.shape) for x in jax.tree.leaves(tree))
+
+
+def _reason(error: Exception) -> str:
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return text if len(text) < 160 else text[:157] + "..."
+
+
+def set_aside(mgr: ocp.CheckpointManager, step: int) -> Path:
+    """Move checkpoint `step` to <run>/damaged/<step> (never overwriting) and forget it."""
+    source = Path(mgr.directory) / str(step)
+    target = Path(mgr.directory).parent / "damaged" / str(step)
+    n = 1
+    while target.exists():
+        target, n = target.with_name(f"{step}.{n}"), n + 1
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(source), str(target))
+    mgr.reload()
+    return target

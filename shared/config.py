@@ -15,6 +15,13 @@ class ConfigError(ValueError):
     """A setting is wrong; the message is one line naming the field."""
 
 
+# Rematerialisation policies of the scanned layer (shared.model applies them):
+# none keeps every activation for the backward pass; full keeps only each layer's
+# input and recomputes the rest; matmuls keeps the outputs of the weight matmuls and
+# recomputes the cheap elementwise work (norms, RoPE, GELU, softmax) between them.
+REMAT = ("none", "full", "matmuls")
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     vocab_size: int = 256  # bytes: the tokenizer is byte-level, so 256 covers any text
@@ -27,6 +34,7 @@ class ModelConfig:
     rope_base: float = 10000.0  # rotary position base; larger spreads the slowest frequencies further
     attention: str = "reference"  # implementation name in shared.attention
     dtype: str = "float32"  # compute dtype of matmuls; parameters stay float32
+    remat: str = "none"  # what the backward pass recomputes: none, full, or everything but matmuls
 
     @property
     def head_dim(self) -> int:
@@ -55,6 +63,8 @@ class ModelConfig:
             )
         if self.dtype not in ("float32", "bfloat16"):
             raise ConfigError(f"dtype must be 'float32' or 'bfloat16', got {self.dtype!r}")
+        if self.remat not in REMAT:
+            raise ConfigError(f"remat must be one of {', '.join(REMAT)}, got {self.remat!r}")
         return self
 
 
@@ -70,10 +80,13 @@ class TrainConfig:
     eval_every: int = 100  # steps between validation-loss estimates
     eval_batches: int = 8  # batches averaged per validation estimate
     checkpoint_every: int = 200  # steps between checkpoints (the last step is always saved)
+    keep_checkpoints: int = 3  # the newest checkpoints kept; older ones are deleted
+    grad_accum: int = 1  # micro-batches per step: batch_size is split into this many
     seed: int = 0  # initialisation and batch order
 
     def validate(self) -> "TrainConfig":
-        for name in ("batch_size", "steps", "eval_every", "eval_batches", "checkpoint_every"):
+        for name in ("batch_size", "steps", "eval_every", "eval_batches", "checkpoint_every",
+                     "keep_checkpoints", "grad_accum"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.lr <= 0:
@@ -82,6 +95,9 @@ class TrainConfig:
             raise ConfigError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
         if not 0 <= self.min_lr_ratio <= 1:
             raise ConfigError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+        if self.batch_size % self.grad_accum:
+            raise ConfigError(f"batch_size ({self.batch_size}) must be divisible by grad_accum "
+                              f"({self.grad_accum})")
         return self
 
 

@@ -1,0 +1,134 @@
+"""The training step: sharded strategies, mixed precision, remat, gradient accumulation, NaN check."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from shared import config as cfg
+from shared import model, sharding, train
+
+# 8 heads, width 64 and vocabulary 256 divide the 8 simulated devices for every strategy.
+MICRO = cfg.ModelConfig(seq_len=16, d_model=64, n_layers=2, n_heads=8, d_ff=128)
+TC = cfg.TrainConfig(batch_size=8, steps=30, lr=3e-3, warmup_steps=2)
+
+
+def random_batch(B=8, S=16, seed=0):
+    tokens = np.random.default_rng(seed).integers(0, 256, (B, S + 1), dtype=np.int32)
+    return {"inputs": tokens[:, :-1], "targets": tokens[:, 1:]}
+
+
+def one_step(mc, tc, batch, placement=train.Placement()):
+    state = train.init_state(mc, tc, placement)
+    if placement.mesh is not None:
+        batch = jax.device_put(batch, placement.batch())
+    state, metrics = train.make_step(mc, tc, placement)(state, batch)
+    return jax.device_get(state["params"]), float(metrics["loss"])
+
+
+@pytest.mark.parametrize("strategy", list(sharding.STRATEGIES))
+def test_sharded_step_equals_single_device(strategy):
+    assert len(jax.devices()) == 8, "tests/conftest.py simulates 8 CPU devices"
+    batch = random_batch()
+    want, want_loss = one_step(MICRO, TC, batch)
+    mesh = sharding.strategy_mesh(strategy, jax.devices())
+    got, got_loss = one_step(MICRO, TC, batch, train.Placement(mesh, strategy))
+    # Sharded sums add partial results in another order: float32 rounding, ~1e-7 relative.
+    assert abs(got_loss - want_loss) < 1e-5, f"{strategy}: loss {got_loss} vs one device {want_loss}"
+    for name, a, b in zip(train.param_names(want), jax.tree.leaves(want), jax.tree.leaves(got)):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6,
+                                   err_msg=f"{strategy}: parameter {name} after one step differs")
+
+
+def test_sharded_state_is_placed_by_the_rules():
+    mesh = sharding.strategy_mesh("fsdp", jax.devices())
+    state = train.init_state(MICRO, TC, train.Placement(mesh, "fsdp"))
+    w_up = state["params"]["blocks"]["w_up"]  # [L, E, F], E split 8 ways
+    assert w_up.sharding.shard_shape(w_up.shape) == (2, 8, 128)
+    mu = state["opt_state"][1][0].mu["blocks"]["w_up"]  # Adam's first moment, like its parameter
+    assert mu.sharding.shard_shape(mu.shape) == (2, 8, 128), "optimizer state must be split like params"
+
+
+def test_gradient_accumulation_equals_one_big_batch():
+    batch = random_batch()
+    want, want_loss = one_step(MICRO, TC, batch)
+    got, got_loss = one_step(MICRO, dataclasses.replace(TC, grad_accum=4), batch)
+    assert abs(got_loss - want_loss) < 1e-5, f"accumulated loss {got_loss} vs big batch {want_loss}"
+    for name, a, b in zip(train.param_names(want), jax.tree.leaves(want), jax.tree.leaves(got)):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6, err_msg=f"{name}: 4 micro-batches "
+                                   "must give the big batch's update (up to float32 summation order)")
+
+
+@pytest.mark.parametrize("remat", ["full", "matmuls"])
+def test_remat_gives_the_same_gradients(remat):
+    params = model.init(MICRO, jax.random.key(0))
+    batch = random_batch()
+    grad = lambda mc: jax.grad(lambda p: train.loss_fn(p, batch["inputs"], batch["targets"], mc))(params)
+    want, got = grad(MICRO), grad(dataclasses.replace(MICRO, remat=remat))
+    for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(got)):
+        # Recomputation repeats the same float32 operations; XLA may fuse them differently.
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-7, err_msg=f"remat {remat} changed a gradient")
+
+
+def test_remat_saves_memory():
+    mc = dataclasses.replace(MICRO, seq_len=64, n_layers=4)
+    tc = dataclasses.replace(TC, batch_size=16)
+    state = jax.eval_shape(lambda: train.init_state(mc, tc))
+    shapes = {k: jax.ShapeDtypeStruct((16, 64), jnp.int32) for k in ("inputs", "targets")}
+    temp = {r: train.make_step(dataclasses.replace(mc, remat=r), tc).lower(state, shapes).compile()
+            .memory_analysis().temp_size_in_bytes for r in ("none", "full")}
+    assert temp["full"] < 0.8 * temp["none"], f"full remat should keep far fewer activations: {temp}"
+
+
+def test_gelu_matches_jax_and_its_derivative():
+    x = jnp.linspace(-6, 6, 101)
+    np.testing.assert_array_equal(model.gelu(x), jax.nn.gelu(x), "forward must equal jax.nn.gelu")
+    got, want = jax.vmap(jax.grad(model.gelu))(x), jax.vmap(jax.grad(jax.nn.gelu))(x)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg="hand-written GELU derivative")
+
+
+def test_mixed_precision_trains():
+    mc = dataclasses.replace(MICRO, dtype="bfloat16")
+    state = train.init_state(mc, TC)
+    step = train.make_step(mc, TC)
+    tokens = np.tile(np.arange(17, dtype=np.int32) * 7 % 256, (8, 1))  # one repeated pattern
+    batch = {"inputs": tokens[:, :-1], "targets": tokens[:, 1:]}
+    losses = []
+    for _ in range(30):
+        state, metrics = step(state, batch)
+        losses.append(float(metrics["loss"]))
+    assert state["params"]["blocks"]["w_up"].dtype == jnp.float32, "master weights stay float32"
+    assert losses[-1] < 0.5 * losses[0], f"bf16 compute should learn a fixed pattern: {losses[0]:.2f} -> {losses[-1]:.2f}"
+
+
+def test_nan_check_names_the_step_and_a_bad_gradient():
+    state = train.init_state(MICRO, TC)
+    state["params"]["blocks"]["w_up"] = state["params"]["blocks"]["w_up"].at[0, 0, 0].set(jnp.nan)
+    batch = random_batch()
+    params = jax.tree.map(jnp.copy, state["params"])  # the step donates the state
+    _, metrics = train.make_step(MICRO, TC)(state, batch)
+    names = train.param_names(params)
+    with pytest.raises(train.NonFiniteError, match=r"step 7: loss nan.*first non-finite gradient: (\S+)") as e:
+        train.check_finite(metrics, names, 7)
+    named = str(e.value).rsplit(": ", 1)[1]
+    grads = dict(zip(names, jax.tree.leaves(jax.grad(lambda p: train.loss_fn(
+        p, batch["inputs"], batch["targets"], MICRO))(params))))
+    assert not np.isfinite(grads[named]).all(), f"{named} was named but its gradient is finite"
+    assert all(np.isfinite(grads[n]).all() for n in names[:names.index(named)]), "not the first bad one"
+
+
+def test_sharded_run_resumes_bitwise(tmp_path):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("".join(f"def f{i % 7}(x):\n    return x * {i % 5}\n" for i in range(300)))
+    mesh = sharding.strategy_mesh("fsdp", jax.devices())
+    tc = dataclasses.replace(TC, steps=6, eval_every=6, eval_batches=1, checkpoint_every=3)
+    kw = dict(data_path=str(corpus), progress=False, placement=train.Placement(mesh, "fsdp"))
+    whole = train.train(MICRO, tc, tmp_path / "whole", **kw)
+    train.train(MICRO, tc, tmp_path / "split", stop_after=3, **kw)
+    resumed = train.train(MICRO, tc, tmp_path / "split", resume=True, **kw)
+    for a, b in zip(jax.tree.leaves(whole.state), jax.tree.leaves(resumed.state)):
+        np.testing.assert_array_equal(a, b, "a sharded run stopped and resumed must end bitwise equal")
+    assert set(whole.goodput) == {"step", "startup", "compile", "data", "checkpoint", "eval"}
+    assert whole.memory["parameters"] > 0 and whole.memory["activations and temporaries"] > 0
