@@ -1,4 +1,12 @@
-"""Sample text from a trained run: `python -m shared.generate --checkpoint runs/tiny --prompt 'def '`."""
+"""Sample text from a trained run.
+
+    python -m shared.generate --checkpoint runs/tiny --prompt 'def '
+    python -m shared.generate --checkpoint runs/tiny --prompt-file prompts.txt --kv-cache --int8
+
+--naive (the default) reruns the whole window for every token (shared.sampling) and
+can run past the context by sliding it; --kv-cache serves every prompt through the
+continuous-batching engine (shared.engine), which stops a request at the context.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from shared import checkpoint, data, sampling, train
+from shared import checkpoint, data, engine, quant, sampling, train
 
 
 def load_params(run_dir: Path):
@@ -17,16 +25,62 @@ def load_params(run_dir: Path):
     return mc, state["params"]
 
 
+def read_prompts(args) -> list[str]:
+    if args.prompt is not None:
+        return [args.prompt]
+    path = Path(args.prompt_file)
+    if not path.is_file():
+        raise ValueError(f"prompt file {path} does not exist")
+    prompts = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not prompts:
+        raise ValueError(f"prompt file {path} holds no prompts (one per line)")
+    return prompts
+
+
+def generate_all(params, mc, prompts: list, args) -> list[tuple[str, str]]:
+    """(text, error) per prompt, the text being prompt + continuation."""
+    top_k, top_p = args.top_k or None, args.top_p
+    if not args.kv_cache:
+        results = []
+        for i, p in enumerate(prompts):
+            if len(p) > mc.seq_len:
+                results.append(("", f"prompt {i + 1} is {len(p)} tokens (bytes), longer than the "
+                                    f"model's context of {mc.seq_len}"))
+                continue
+            out = sampling.generate(params, mc, p, args.max_new_tokens, temperature=args.temperature,
+                                    top_k=top_k, top_p=top_p, seed=args.seed + i)
+            results.append((data.decode(out), ""))
+        return results
+    eng = engine.Engine(params, mc, slots=min(len(prompts), 8), temperature=args.temperature,
+                        top_k=top_k, top_p=top_p)
+    requests = [engine.Request(i, p.astype("int32"), args.max_new_tokens, seed=args.seed + i)
+                for i, p in enumerate(prompts)]
+    by_id = {c.id: c for c in eng.run(requests)}
+    return [(data.decode(list(p) + list(by_id[i].tokens)), by_id[i].error.replace(f"request {i}", f"prompt {i + 1}"))
+            for i, p in enumerate(prompts)]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m shared.generate",
                                      description="Generate text from a trained checkpoint.")
     parser.add_argument("--checkpoint", required=True, help="a run folder, e.g. runs/tiny")
-    parser.add_argument("--prompt", required=True, help="text to continue")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--prompt", help="text to continue")
+    source.add_argument("--prompt-file", help="a text file with one prompt per line")
     parser.add_argument("--max-new-tokens", type=int, default=200, help="bytes to generate (default 200)")
     parser.add_argument("--temperature", type=float, default=0.8,
                         help="0 for greedy; higher is more random (default 0.8)")
     parser.add_argument("--top-k", type=int, default=40, help="sample among the k likeliest (default 40; 0 for all)")
-    parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    parser.add_argument("--top-p", type=float, default=None,
+                        help="sample among the likeliest tokens whose probabilities sum to p (default: off)")
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed; prompt i uses seed + i (default 0)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--kv-cache", action="store_true",
+                      help="KV cache and continuous batching (stops at the model's context)")
+    mode.add_argument("--naive", action="store_true",
+                      help="recompute the whole window per token (the default)")
+    parser.add_argument("--int8", action="store_true",
+                        help="int8 weights (per-channel absmax); with --naive, their float values")
     args = parser.parse_args(argv)
     try:
         run_dir = Path(args.checkpoint)
@@ -34,22 +88,30 @@ def main(argv: list[str] | None = None) -> int:
             raise checkpoint.CheckpointError(f"checkpoint folder {run_dir} does not exist")
         if args.temperature < 0 or args.max_new_tokens < 0 or args.top_k < 0:
             raise ValueError("--temperature, --max-new-tokens and --top-k must be >= 0")
-        mc, params = load_params(run_dir)
-        prompt = data.encode(args.prompt)
-        if len(prompt) == 0:
+        if args.top_p is not None and not 0 < args.top_p <= 1:
+            raise ValueError(f"--top-p must be in (0, 1], got {args.top_p}")
+        texts = read_prompts(args)
+        if len(texts) == 1 and not texts[0]:
             raise ValueError("the prompt is empty")
-        if len(prompt) > mc.seq_len:
-            raise ValueError(f"the prompt is {len(prompt)} tokens (bytes), longer than the "
-                             f"model's context of {mc.seq_len}")
-        out = sampling.generate(params, mc, prompt, args.max_new_tokens,
-                                temperature=args.temperature, top_k=args.top_k or None,
-                                seed=args.seed)
+        mc, params = load_params(run_dir)
+        if args.int8:
+            params = quant.quantize_params(params)
+            if not args.kv_cache:
+                params = quant.dequantize_params(params)
+        results = generate_all(params, mc, [data.encode(t) for t in texts], args)
+        if len(results) == 1 and results[0][1]:
+            raise ValueError(results[0][1].replace("prompt 1 is", "the prompt is"))
     except (checkpoint.CheckpointError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(data.decode(out))
-    return 0
-
+    for i, (text, error) in enumerate(results):
+        if len(results) > 1:
+            print(f"--- prompt {i + 1} ---")
+        if error:
+            print(f"error: {error}", file=sys.stderr)
+        else:
+            print(text)
+    return 1 if any(error for _, error in results) else 0
 
 if __name__ == "__main__":
     sys.exit(main())

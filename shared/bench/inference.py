@@ -1,0 +1,113 @@
+"""Inference: naive vs KV cache, batch-1 decode MBU, static vs continuous batching, paged KV, int8.
+
+Random weights throughout (timing does not depend on their values); validation loss
+needs a trained model: pass --checkpoint. Sizes grow on a GPU or TPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from shared import config as cfg
+from shared import hardware, inference, model, quant, sampling, serve_bench
+
+HELP = "naive vs KV-cache decoding, decode MBU, continuous batching, paged KV, int8 weights"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--new-tokens", type=int, default=512, help="tokens generated per request (default 512)")
+    parser.add_argument("--requests", type=int, help="workload size (default 48 on a CPU, 256 on an accelerator)")
+    parser.add_argument("--checkpoint", help="a trained run folder for the int8 validation loss")
+
+
+def decode_seconds(params, config: cfg.ModelConfig, batch: int, steps: int, max_len: int) -> float:
+    """Seconds per decode step (batch rows, cache of max_len) after a warm-up step."""
+    opts = dict(config=config, temperature=0.0, top_k=None, top_p=None)
+    cache = inference.init_cache(config, batch, max_len)
+    tok = np.ones((batch, 1), np.int32)
+    one, zero = np.ones(batch, np.int32), np.zeros(batch, np.int32)
+    out, cache = inference._step(params, cache, tok, one, zero, zero, **opts)
+    out.block_until_ready()
+    start = time.perf_counter()
+    for _ in range(steps):  # the cache stops growing (n_valid 0) so every step reads the same bytes
+        out, cache = inference._step(params, cache, tok, zero, zero, zero, **opts)
+    out.block_until_ready()
+    return (time.perf_counter() - start) / steps
+
+
+def run(args) -> None:
+    chip = hardware.detect()
+    accel = jax.devices()[0].platform != "cpu"
+    print(hardware.describe(chip))
+    print("random weights unless --checkpoint: speeds do not depend on the values\n")
+
+    # 1. naive vs KV cache
+    small = cfg.ModelConfig(seq_len=1024, d_model=256, n_layers=4, n_heads=4, d_ff=1024,
+                            dtype="bfloat16" if accel else "float32")
+    params = model.init(small, jax.random.key(0))
+    prompt = np.arange(16, dtype=np.int32) % 256
+    n = min(args.new_tokens, small.seq_len - len(prompt) + 1)
+    sampling.generate(params, small, prompt, 2, temperature=0)  # compile
+    naive_n = 16  # the naive window has a fixed shape: every step costs the same, so time a few
+    start = time.perf_counter()
+    sampling.generate(params, small, prompt, naive_n, temperature=0)
+    naive = naive_n / (time.perf_counter() - start)
+    inference.generate(params, small, [prompt], 2)  # compile
+    start = time.perf_counter()
+    inference.generate(params, small, [prompt], n)
+    cached = n / (time.perf_counter() - start)
+    print(f"1. decoding {n} tokens, {model.param_count(params) / 1e6:.1f}M params, context {small.seq_len}")
+    print(f"   naive (whole window per token) {naive:10,.1f} tok/s")
+    print(f"   KV cache                       {cached:10,.1f} tok/s   {cached / naive:.1f}x naive\n")
+
+    # 2. batch-1 decode MBU of a >= 100M parameter model
+    big = dataclasses.replace(cfg.preset("125m").model, dtype="bfloat16" if accel else "float32")
+    params = model.init(big, jax.random.key(0))
+    max_len = 1024 if accel else 256
+    weight_bytes = quant.matmul_bytes(inference.cast_params(params, jnp.dtype(big.dtype)))
+    cache_bytes = inference.kv_bytes_per_token(big) * max_len
+    print(f"2. decode step, {model.param_count(params) / 1e6:.0f}M params ({big.dtype}), cache of {max_len}: "
+          f"reads {weight_bytes / 1e6:,.0f} MB weights + {cache_bytes / 1e6:,.1f} MB cache per step")
+    for batch in (1, 2, 8):
+        s = decode_seconds(params, big, batch, 10, max_len)
+        nbytes = weight_bytes + cache_bytes * batch
+        bound = nbytes / chip.memory_bw
+        print(f"   batch {batch}: {s * 1e3:8.2f} ms/step  {batch / s:8,.1f} tok/s  "
+              f"MBU {nbytes / s / chip.memory_bw:5.1%} of {chip.memory_bw / 1e9:,.1f} GB/s "
+              f"(bound {bound * 1e3:.2f} ms)")
+    qparams = quant.quantize_params(params)
+    s8 = decode_seconds(qparams, big, 1, 10, max_len)
+    print(f"   int8 weights, batch 1: {s8 * 1e3:8.2f} ms/step, weights "
+          f"{quant.matmul_bytes(qparams) / 1e6:,.0f} MB\n")
+    del params, qparams
+
+    # 3 and 4. static vs continuous batching; contiguous vs paged KV memory
+    serve = dataclasses.replace(small, seq_len=256 if not accel else 1024)
+    params = model.init(serve, jax.random.key(1))
+    n_req = args.requests or (256 if accel else 48)
+    slots = 32 if accel else 8
+    requests = serve_bench.workload(n_req, serve.seq_len)
+    static, cont, pag, ce, pe = serve_bench.compare(params, serve, requests, slots, serve.seq_len)
+    print(f"3. {n_req} requests, prompts 8..{serve.seq_len // 4}, 80% want 4-16 tokens, 20% up to the context")
+    for r in (static, cont, pag):
+        print("   " + r.row())
+    print(f"   continuous / static throughput: {cont.tokens_per_s / static.tokens_per_s:.2f}x\n")
+    print("4. KV memory at the busiest step")
+    print("   " + serve_bench.memory_row("contiguous reservation", *ce.peak_memory))
+    print("   " + serve_bench.memory_row("paged (16 per page)", *pe.peak_memory) + "\n")
+
+    # 5. float vs int8 quality
+    print("5. int8 weights (per-channel absmax)")
+    if args.checkpoint:
+        from shared import data
+        from shared.generate import load_params
+        mc, params = load_params(args.checkpoint)
+        val = data.split(data.load_corpus(), mc.seq_len).val
+        print("   " + str(quant.compare(params, mc, val)))
+    else:
+        print("   validation loss: pass --checkpoint runs/tiny (random weights have no quality to lose)")

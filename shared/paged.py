@@ -1,0 +1,150 @@
+"""Paged KV cache: a pool of fixed-size pages, a free list, and a page table per slot.
+
+A contiguous cache reserves max_len positions for every slot; a request that stops
+after 40 tokens leaves the rest of its row empty. Here keys and values live in
+
+    k, v    [L, P, page, K, D]    P pages of `page` positions each (the pool)
+    table   [slots, max_len/page] int32 (host): page j of a slot's sequence is table[slot, j]
+
+Position p of a slot is offset p % page of page table[slot, p // page]. A slot
+holds pages only for positions it has reached: a page is taken from the free list
+when the sequence first writes into it and given back when the request ends, so
+allocated memory exceeds used memory by less than one page per sequence.
+
+Page 0 is never handed out: it is the sink for writes nobody reads. Table entries a
+slot has not reached point there, so the padding of a prefill and the steps of an
+empty slot write to it harmlessly, and attention never reads it unmasked (a query at
+position p reads only positions <= p, all in pages its slot holds).
+
+Admission: a request is admitted when a slot is free and the pool can cover its worst
+case, prompt + max_new_tokens (pages not yet taken are reserved, not held). So a
+running request never finds the pool empty: newer requests wait in the queue instead,
+and none is dropped or corrupted. (vLLM admits more eagerly and preempts when the
+pool runs out; that needs recomputation or swapping, which this course leaves out.)
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from shared import inference
+from shared.config import ModelConfig
+
+
+class PoolError(ValueError):
+    """The pool cannot serve the configuration; the message names the numbers."""
+
+
+def gather_pages(pages: jax.Array, table: jax.Array) -> jax.Array:
+    """One layer's pages [P, page, K, D] read through table [B, n] as sequences [B, n * page, K, D]."""
+    B, n = table.shape
+    seq = pages[table]  # [B, n, page, K, D]: a plain JAX gather
+    return seq.reshape(B, n * pages.shape[1], *pages.shape[2:])  # [B, T, K, D], T = n * page
+
+
+def locate(table: jax.Array, positions: jax.Array, page: int) -> tuple[jax.Array, jax.Array]:
+    """(page id, offset) [B, S] each of positions [B, S] through table [B, n]."""
+    return jnp.take_along_axis(table, positions // page, axis=1), positions % page
+
+
+def _paged_update(pool: dict, k_new, v_new, positions, *, table):
+    """Write one layer's new keys/values into their pages; read the slots' sequences back."""
+    page_ids, offsets = locate(table, positions, pool["k"].shape[1])
+    pool = {name: pool[name].at[page_ids, offsets].set(new)  # scatter [B, S, K, D]
+            for name, new in (("k", k_new), ("v", v_new))}
+    return pool, gather_pages(pool["k"], table), gather_pages(pool["v"], table)
+
+
+def extend(params: dict, pool: dict, table: jax.Array, lengths: jax.Array, tokens: jax.Array,
+           n_valid: jax.Array, config: ModelConfig) -> tuple[jax.Array, dict]:
+    """inference.extend through a page table: tokens [B, S] at positions lengths..+S of the
+    sequences table [B, n] describes; logits [B, V] at each row's last valid token."""
+    positions = lengths[:, None] + jnp.arange(tokens.shape[1])  # [B, S]
+    hidden, pool = inference.forward_layers(
+        params, tokens, positions, pool, functools.partial(_paged_update, table=table), config)
+    return inference.last_logits(params, hidden, n_valid, config), pool
+
+
+class PagedKV:
+    """Engine storage (see shared.engine.ContiguousKV for the interface) with pages.
+
+    pages: pool size including the sink page; default enough for every slot at max_len.
+    """
+
+    def __init__(self, config: ModelConfig, slots: int, max_len: int | None = None, *,
+                 page: int = 16, pages: int | None = None):
+        self.config, self.slots, self.page = config, slots, page
+        self.max_len = max_len or config.seq_len
+        if self.max_len % page:
+            raise PoolError(f"max_len {self.max_len} must be a multiple of the page size {page}")
+        self.pages_per_seq = self.max_len // page
+        self.pages = pages or slots * self.pages_per_seq + 1
+        if self.pages < 2:
+            raise PoolError(f"a pool of {self.pages} pages has no page to hand out (page 0 is the sink)")
+        c = config
+        shape = (c.n_layers, self.pages, page, c.kv_heads, c.head_dim)  # [L, P, page, K, D]
+        self.state = {"k": jnp.zeros(shape, c.dtype), "v": jnp.zeros(shape, c.dtype)}
+        self.table = np.zeros((slots, self.pages_per_seq), np.int32)  # 0: the sink
+        self.free = list(range(self.pages - 1, 0, -1))  # pop() hands out low ids first
+        self.held: list[list[int]] = [[] for _ in range(slots)]
+        self.reserved = [0] * slots  # pages each slot may still need, worst case, held included
+
+    # ---- device programs ----
+
+    def prefill(self, params, pool, tokens, n, slot, table_row):
+        return extend(params, pool, table_row, jnp.zeros(1, jnp.int32), tokens, n, self.config)
+
+    def decode(self, params, pool, tokens, n_valid, table, lengths):
+        return extend(params, pool, table, lengths, tokens, n_valid, self.config)
+
+    def prefill_aux(self, slot: int) -> tuple:
+        return (self.table[slot:slot + 1].copy(),)
+
+    def decode_aux(self, lengths: np.ndarray) -> tuple:
+        return self.table.copy(), lengths
+
+    # ---- host bookkeeping ----
+
+    def pages_for(self, positions: int) -> int:
+        return math.ceil(positions / self.page)
+
+    def check(self, n_prompt: int, budget: int) -> str:
+        need = self.pages_for(n_prompt + budget - 1)
+        if need > self.pages - 1:
+            return (f"needs {need} pages of {self.page} positions for {n_prompt} prompt + "
+                    f"{budget} new tokens; the pool has {self.pages - 1}")
+        return ""
+
+    def can_admit(self, n_prompt: int, budget: int) -> bool:
+        return sum(self.reserved) + self.pages_for(n_prompt + budget - 1) <= self.pages - 1
+
+    def admit(self, slot: int, n_prompt: int, budget: int) -> None:
+        self.reserved[slot] = self.pages_for(n_prompt + budget - 1)
+        self.grow(slot, n_prompt - 1)
+
+    def grow(self, slot: int, position: int) -> None:
+        """Hold pages up to the one `position` falls in (taken from the free list)."""
+        while len(self.held[slot]) <= position // self.page:
+            assert len(self.held[slot]) < self.reserved[slot], "a slot outgrew its reservation"
+            page = self.free.pop()
+            self.table[slot, len(self.held[slot])] = page
+            self.held[slot].append(page)
+
+    def release(self, slot: int) -> None:
+        self.free.extend(reversed(self.held[slot]))
+        self.held[slot], self.reserved[slot] = [], 0
+        self.table[slot] = 0
+
+    def memory(self, lengths: list[int]) -> tuple[int, int]:
+        """(bytes of the pages held, bytes holding a live token's keys and values)."""
+        per = inference.kv_bytes_per_token(self.config)
+        return sum(map(len, self.held)) * self.page * per, sum(lengths) * per
+
+    @property
+    def pool_bytes(self) -> int:
+        return self.pages * self.page * inference.kv_bytes_per_token(self.config)

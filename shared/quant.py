@@ -1,0 +1,147 @@
+"""int8 weights: per-channel absmax quantization, the quantized matmul, bytes saved, quality lost.
+
+A decode step reads every weight once, so its time is about bytes / bandwidth:
+storing weights in one byte instead of four (float32) or two (bfloat16) cuts the
+bytes a step must read. Each output channel c of a weight gets its own scale
+
+    scale[c] = max |w[:, c]| / 127        q[:, c] = round(w[:, c] / scale[c])   (int8)
+
+so one large channel does not crush the resolution of the others. Because the scale
+belongs to an output channel, it comes out of the sum unchanged:
+
+    sum_k x[k] w[k, c]  ~  (sum_k x[k] q[k, c]) * scale[c]
+
+`dense` computes exactly that. Whether it is faster depends on the chip: XLA on a GPU
+converts int8 to the compute dtype inside the matmul (bytes read fall 2-4x), the CPU
+backend converts into a temporary float copy first (more bytes, slower). The loss of
+quality is measured, not assumed: `compare` gives validation loss of both models.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from shared.config import ModelConfig
+
+# Matmul weights of a block and how many of their leading axes (after L) a matmul sums over.
+CONTRACTED = {"wq": 1, "wk": 1, "wv": 1, "wo": 2, "w_up": 1, "w_down": 1}
+
+
+@jax.tree_util.register_dataclass
+@dataclass(frozen=True)
+class QTensor:
+    """An int8 weight and its float32 per-output-channel scales.
+
+    q has the float weight's shape; scale has the same rank with the summed-over axes
+    of size 1 (keepdims), so q * scale is the dequantized weight with or without a
+    leading layer axis.
+    """
+
+    q: jax.Array  # int8
+    scale: jax.Array  # float32
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.q.shape
+
+
+def quantize(w: jax.Array, contracted: int, leading: int = 0) -> QTensor:
+    """Absmax int8 of w [*leading, *contracted, *out]: one scale per (leading, out) index."""
+    axes = tuple(range(leading, leading + contracted))
+    scale = jnp.max(jnp.abs(w), axis=axes, keepdims=True) / 127
+    scale = jnp.where(scale == 0, 1.0, scale)  # an all-zero channel stays zero
+    q = jnp.clip(jnp.round(w / scale), -127, 127).astype(jnp.int8)
+    return QTensor(q, scale.astype(jnp.float32))
+
+
+def dequantize(t: QTensor) -> jax.Array:
+    return t.q.astype(jnp.float32) * t.scale
+
+
+def quantize_params(params: dict) -> dict:
+    """The model's matmul weights (blocks and unembed) as QTensors; embedding and norms stay float.
+
+    The embedding is a lookup of B rows per step, not a matmul over all of it, so
+    quantizing it would save memory but no bandwidth.
+    """
+    blocks = {name: quantize(w, CONTRACTED[name], leading=1) if name in CONTRACTED else w
+              for name, w in params["blocks"].items()}
+    return {**params, "blocks": blocks, "unembed": quantize(params["unembed"], 1)}
+
+
+def dequantize_params(params: dict) -> dict:
+    """Float32 parameters with the rounded values: the int8 model's maths, model.forward's layout."""
+    return jax.tree.map(lambda w: dequantize(w) if isinstance(w, QTensor) else w, params,
+                        is_leaf=lambda w: isinstance(w, QTensor))
+
+
+def dense(spec: str, x: jax.Array, w: jax.Array | QTensor) -> jax.Array:
+    """jnp.einsum(spec, x, w) for a float weight or a QTensor (weight-only int8).
+
+    For a QTensor the int8 weight is converted to x's dtype inside the matmul and the
+    per-channel scale multiplies the output. Its summed-over letters must lead the
+    weight's spec (true of every weight in shared.model).
+    """
+    if not isinstance(w, QTensor):
+        return jnp.einsum(spec, x, w)
+    inputs, out = spec.split("->")
+    w_letters = inputs.split(",")[1]
+    summed = sum(c not in out for c in w_letters)
+    y = jnp.einsum(spec, x, w.q.astype(x.dtype))
+    return y * w.scale.reshape(w.scale.shape[summed:]).astype(x.dtype)  # scale [*out channels]
+
+
+def int8_matmul(x: jax.Array, w: QTensor) -> jax.Array:
+    """x [M, K] float @ w [K, N] int8 as int8 x int8 with int32 accumulation; float32 [M, N].
+
+    Each row of x gets its own absmax scale too; the int32 sum is exact (127 * 127 * K
+    fits 32 bits for K < 133,000), and both scales come out of it: y = acc * sx * sw.
+    """
+    sx = jnp.max(jnp.abs(x), axis=-1, keepdims=True) / 127  # [M, 1]
+    sx = jnp.where(sx == 0, 1.0, sx)
+    xq = jnp.clip(jnp.round(x / sx), -127, 127).astype(jnp.int8)
+    acc = jax.lax.dot(xq, w.q, preferred_element_type=jnp.int32)  # [M, N]
+    return acc.astype(jnp.float32) * sx * w.scale
+
+
+def nbytes(params: dict) -> int:
+    """Bytes of every array in a parameter pytree (QTensor: its int8 values and scales);
+    works on jax.eval_shape's shapes too."""
+    return sum(x.size * jnp.dtype(x.dtype).itemsize for x in jax.tree.leaves(params))
+
+
+@dataclass(frozen=True)
+class Comparison:
+    float_bytes: int
+    int8_bytes: int
+    float_loss: float  # mean validation cross-entropy, nats per token
+    int8_loss: float
+
+    def __str__(self) -> str:
+        return (f"weights {self.float_bytes / 1e6:.1f} MB -> {self.int8_bytes / 1e6:.1f} MB "
+                f"({self.float_bytes / self.int8_bytes:.2f}x smaller); validation loss "
+                f"{self.float_loss:.4f} -> {self.int8_loss:.4f} ({self.int8_loss - self.float_loss:+.4f} nats)")
+
+
+def compare(params: dict, config: ModelConfig, val_tokens: np.ndarray, *, batches: int = 4,
+            batch_size: int = 8, seed: int = 0) -> Comparison:
+    """Bytes and validation loss of the float model and its int8 version on the same batches."""
+    from shared import data, train  # train imports optax; keep this module light
+
+    qparams = quantize_params(params)
+    loss = jax.jit(train.loss_fn, static_argnums=3)
+    xs = [data.batch(val_tokens, batch_size, config.seq_len, seed, step=i) for i in range(batches)]
+    mean_loss = lambda p: float(np.mean([loss(p, x, y, config) for x, y in xs]))
+    return Comparison(nbytes(params), nbytes(qparams), mean_loss(params),
+                      mean_loss(dequantize_params(qparams)))
+
+
+def matmul_bytes(params: dict) -> int:
+    """Bytes of the weights a decode step reads in matmuls (all but the embedding and norms)."""
+    blocks = params["blocks"]
+    return sum(nbytes(blocks[n]) for n in CONTRACTED) + nbytes(params["unembed"])
+

@@ -1,0 +1,135 @@
+"""Replay a workload of mixed-length requests: static batching vs the continuous engine.
+
+    python -m shared.serve_bench                      # random weights, a small model
+    python -m shared.serve_bench --checkpoint runs/tiny --requests 128 --slots 8 --paged
+
+Prints useful tokens/s (tokens that were asked for, not padding) and request latency
+percentiles. All requests arrive at time 0, so latency includes queueing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from dataclasses import dataclass
+
+import jax
+import numpy as np
+
+from shared import engine, inference, model, paged
+from shared.config import ConfigError, ModelConfig
+
+
+def workload(n: int, max_len: int, seed: int = 0, long_fraction: float = 0.2) -> list[engine.Request]:
+    """n requests: prompts of 8..max_len/4 tokens; most want few tokens, a fifth want many
+    (a mix like chat traffic, where static batching waits for the long ones)."""
+    rng = np.random.default_rng(seed)
+    requests = []
+    for i in range(n):
+        prompt = rng.integers(0, 256, int(rng.integers(8, max_len // 4 + 1))).astype(np.int32)
+        room = max_len - len(prompt) + 1
+        new = int(rng.integers(room // 2, room + 1)) if rng.random() < long_fraction else int(rng.integers(4, 17))
+        requests.append(engine.Request(i, prompt, min(new, room), seed=i))
+    return requests
+
+
+@dataclass(frozen=True)
+class Replay:
+    name: str
+    seconds: float
+    tokens: int  # generated tokens that were asked for
+    latencies: np.ndarray  # seconds per request, submit to last token
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / self.seconds
+
+    def row(self) -> str:
+        p50, p90, p99 = np.percentile(self.latencies, [50, 90, 99])
+        return (f"{self.name:<26} {self.tokens_per_s:>9,.0f} tok/s   latency p50 {p50:6.2f} s  "
+                f"p90 {p90:6.2f} s  p99 {p99:6.2f} s")
+
+
+def replay_static(params, config: ModelConfig, requests, slots: int, max_len: int) -> Replay:
+    """Batches of `slots` requests in arrival order; each batch runs until its longest is done."""
+    start = time.perf_counter()
+    latencies = []
+    for i in range(0, len(requests), slots):
+        batch = requests[i:i + slots]
+        inference.generate(params, config, [r.prompt for r in batch], [r.max_new_tokens for r in batch],
+                           seeds=[r.seed for r in batch], max_len=max_len, pad_to=max_len)
+        latencies += [time.perf_counter() - start] * len(batch)
+    return Replay(f"static batching ({slots})", time.perf_counter() - start,
+                  sum(r.max_new_tokens for r in requests), np.array(latencies))
+
+
+def replay_engine(eng: engine.Engine, requests, name: str) -> Replay:
+    start = time.perf_counter()
+    done = eng.run(requests)
+    seconds = time.perf_counter() - start
+    assert sorted(c.id for c in done) == [r.id for r in requests], "every request exactly once"
+    return Replay(name, seconds, sum(len(c.tokens) for c in done), np.array([c.latency for c in done]))
+
+
+def warm_static(params, config, slots, max_len) -> None:
+    """Compile static batching's two programs outside the timed replay, as the engine does."""
+    prompt = np.ones(4, np.int32)
+    inference.generate(params, config, [prompt] * slots, 2, max_len=max_len, pad_to=max_len)
+    if slots > 1:
+        inference.generate(params, config, [prompt], 2, max_len=max_len, pad_to=max_len)
+
+
+def compare(params, config: ModelConfig, requests, slots: int, max_len: int,
+            page: int = 16) -> tuple[Replay, Replay, Replay, engine.Engine, engine.Engine]:
+    """(static, continuous contiguous, continuous paged) replays and the two engines."""
+    warm_static(params, config, slots, max_len)
+    static = replay_static(params, config, requests, slots, max_len)
+    contiguous = engine.Engine(params, config, slots=slots, max_len=max_len)
+    cont = replay_engine(contiguous, requests, f"continuous ({slots} slots)")
+    paged_engine = engine.Engine(params, config, kv=paged.PagedKV(config, slots, max_len, page=page))
+    pag = replay_engine(paged_engine, requests, f"continuous, paged ({page})")
+    return static, cont, pag, contiguous, paged_engine
+
+
+def memory_row(name: str, allocated: int, used: int) -> str:
+    return (f"{name:<26} allocated {allocated / 1e6:8.2f} MB  used {used / 1e6:8.2f} MB  "
+            f"waste {1 - used / allocated:6.1%}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m shared.serve_bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", help="a run folder (default: random weights)")
+    parser.add_argument("--requests", type=int, default=48, help="requests in the workload (default 48)")
+    parser.add_argument("--slots", type=int, default=8, help="decode slots / static batch size (default 8)")
+    parser.add_argument("--max-len", type=int, default=256, help="cache positions per slot (default 256)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    try:
+        if args.requests < 1 or args.slots < 1:
+            raise ConfigError("--requests and --slots must be >= 1")
+        if args.checkpoint:
+            from shared.generate import load_params
+            config, params = load_params(args.checkpoint)
+        else:
+            config = ModelConfig(seq_len=args.max_len, d_model=256, n_layers=4, n_heads=4, d_ff=1024)
+            params = model.init(config, jax.random.key(0))
+        if args.max_len > config.seq_len or args.max_len % 16:
+            raise ConfigError(f"--max-len {args.max_len} must be a multiple of 16 and at most the "
+                              f"model's context {config.seq_len}")
+    except (ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    requests = workload(args.requests, args.max_len, args.seed)
+    static, cont, pag, ce, pe = compare(params, config, requests, args.slots, args.max_len)
+    for r in (static, cont, pag):
+        print(r.row())
+    print(memory_row("contiguous reservation", *ce.peak_memory))
+    print(memory_row("paged", *pe.peak_memory))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
