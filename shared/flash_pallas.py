@@ -1,0 +1,153 @@
+"""Flash attention's forward pass as a Pallas kernel.
+
+One program of the grid (batch b, query head h, query block i) holds a [bq, D]
+block of queries and walks over the key/value blocks of the head it reads,
+keeping a running max, running sum and running weighted sum: the [S, T] scores
+exist only as one [bq, bk] tile at a time. The same kernel runs in interpret
+mode on the CPU (chosen automatically; slow, for checking) and compiles natively
+on a GPU through Pallas's Triton backend. On a TPU it is untested.
+
+Tiling rules: the query block min(block_q, S) must divide S and the key block
+min(block_k, T) must divide T. Compiled for a GPU, Triton also needs those blocks
+and the head width D to be powers of two and at least 16 (its matrix units'
+smallest tile). Other shapes raise a one-line ValueError naming the shape and
+block; nothing is padded.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+from jax.experimental import pallas as pl
+from jax.experimental.pallas import triton as pl_triton
+
+BLOCK_Q, BLOCK_K = 128, 64  # fits a GPU's shared memory for D up to 128 in float32 and bfloat16
+MASKED = -1e30  # finite: exp(MASKED - MASKED) is 1, where -inf would give exp(-inf + inf) = NaN
+
+
+def _flash_kernel(q_ref, k_ref, v_ref, q_seg_ref, k_seg_ref, o_ref, lse_ref, *,
+                  scale: float, causal: bool, block_k: int, offset: int):
+    """One (batch, head, query block) program.
+
+    q_ref: [bq, D] this program's queries; k_ref, v_ref: [T, D] all keys and values of
+    the key/value head that query head reads; q_seg_ref: [bq, 1] and k_seg_ref: [1, T]
+    segment ids, or None. Writes o_ref: [bq, D] and lse_ref: [bq, 1], the log-sum-exp of
+    each query's scores (what the backward pass needs to rebuild the softmax). Per-query
+    statistics are [bq, 1] columns, not [bq] vectors: TPUs want 2-D values.
+    """
+    # Block 1: this program's queries, loaded once; they stay on chip for the whole loop.
+    block_q = q_ref.shape[0]
+    i = pl.program_id(2)  # which query block; grid axes 0 and 1 are batch and head
+    q = q_ref[...]  # [bq, D]
+
+    # Block 2: step j of the loop reads one [bk, D] tile of keys and values.
+    def step(j, carry):
+        acc, m, l = carry  # [bq, D] weighted sum, [bq, 1] running max and running sum; float32
+        start = pl.multiple_of(j * block_k, block_k)
+        k = k_ref[pl.ds(start, block_k), :]  # [bk, D]
+        v = v_ref[pl.ds(start, block_k), :]  # [bk, D]
+
+        # Block 3: scores of this tile, in float32 whatever the input dtype.
+        s = jnp.dot(q, k.T, preferred_element_type=jnp.float32) * scale  # [bq, bk]
+
+        # Block 4: the mask of this tile, built from positions and ids, never stored as [S, T].
+        allowed = None
+        if causal:
+            q_pos = offset + i * block_q + jax.lax.broadcasted_iota(jnp.int32, s.shape, 0)
+            k_pos = start + jax.lax.broadcasted_iota(jnp.int32, s.shape, 1)
+            allowed = q_pos >= k_pos
+        if q_seg_ref is not None:
+            same = q_seg_ref[...] == k_seg_ref[:, pl.ds(start, block_k)]  # [bq, 1] vs [1, bk]
+            allowed = same if allowed is None else allowed & same
+        if allowed is not None:
+            s = jnp.where(allowed, s, MASKED)
+
+        # Block 5: online softmax. A larger max shrinks what was summed so far by
+        # exp(m - m_new); the new tile's weights are taken against the new max. A row
+        # whose keys so far were all masked has m = MASKED and sums junk weights of 1,
+        # but every query may attend to itself, so an allowed key comes and its
+        # rescale exp(MASKED - m_new) = 0 wipes the junk.
+        m_new = jnp.maximum(m, jnp.max(s, axis=1, keepdims=True))  # [bq, 1]
+        p = jnp.exp(s - m_new)  # [bq, bk]
+        rescale = jnp.exp(m - m_new)  # [bq, 1]
+        l = rescale * l + jnp.sum(p, axis=1, keepdims=True)
+        acc = rescale * acc + jnp.dot(p.astype(v.dtype), v, preferred_element_type=jnp.float32)
+        return acc, m_new, l
+
+    # Block 6: how many key tiles to visit. Causal: stop after the block holding
+    # this query block's last position; the blocks after it are all masked.
+    num_k_blocks = k_ref.shape[0] // block_k
+    if causal:
+        last = offset + (i + 1) * block_q  # one past this block's last query position
+        num_k_blocks = jnp.minimum(num_k_blocks, jax.lax.div(last + block_k - 1, block_k))
+    init = (jnp.zeros(q.shape, jnp.float32),
+            jnp.full((block_q, 1), -jnp.inf, jnp.float32),
+            jnp.zeros((block_q, 1), jnp.float32))
+    acc, m, l = jax.lax.fori_loop(0, num_k_blocks, step, init)
+
+    # Block 7: normalise once at the end (l >= 1: the max itself contributes exp(0)).
+    o_ref[...] = (acc / l).astype(o_ref.dtype)
+    lse_ref[...] = m + jnp.log(l)
+
+
+def _check_tiles(S: int, T: int, D: int, block_q: int, block_k: int, native_gpu: bool):
+    for what, n, block in (("query length S", S, block_q), ("key length T", T, block_k)):
+        if n % block:
+            raise ValueError(f"pallas attention: {what}={n} is not a multiple of its block {block}")
+    if native_gpu:
+        for what, n in (("query block", block_q), ("key block", block_k), ("head width D", D)):
+            if n < 16 or n & (n - 1):
+                raise ValueError(f"pallas attention on GPU: {what} {n} must be a power of two >= 16")
+
+
+def flash_forward(q, k, v, *, segment_ids=None, causal: bool = True, scale: float | None = None,
+                  block_q: int = BLOCK_Q, block_k: int = BLOCK_K, interpret: bool | None = None):
+    """Attention output [B, S, H, D] (q's dtype) and log-sum-exp [B, H, S] (float32).
+
+    q: [B, S, H, D]; k, v: [B, T, K, D] with H a multiple of K; segment_ids: [B, T]
+    int or None (the queries use the last S). interpret=None runs the kernel in
+    interpret mode exactly when the default device is a CPU.
+    """
+    B, S, H, D = q.shape
+    T, K = k.shape[1], k.shape[2]
+    G = H // K
+    scale = D ** -0.5 if scale is None else scale
+    platform = jax.devices()[0].platform
+    interpret = platform == "cpu" if interpret is None else interpret
+    block_q, block_k = min(block_q, S), min(block_k, T)
+    _check_tiles(S, T, D, block_q, block_k, native_gpu=not interpret and platform == "gpu")
+
+    # Head-major layout, so each program's blocks are contiguous [rows, D] slabs.
+    qh = jnp.swapaxes(q, 1, 2)  # [B, H, S, D]
+    kh, vh = jnp.swapaxes(k, 1, 2), jnp.swapaxes(v, 1, 2)  # [B, K, T, D]
+    # Query ids as a column and key ids as a row, so the kernel compares them by broadcasting.
+    q_seg = None if segment_ids is None else segment_ids[:, T - S:, None]  # [B, S, 1]
+    k_seg = None if segment_ids is None else segment_ids[:, None, :]  # [B, 1, T]
+
+    # BlockSpecs: block shape (None squeezes that axis away) and an index map from the
+    # program ids (b, h, i) to the block's position, counted in blocks. GQA lives in
+    # k's index map: query head h reads key/value head h // G.
+    q_spec = pl.BlockSpec((None, None, block_q, D), lambda b, h, i: (b, h, i, 0))
+    kv_spec = pl.BlockSpec((None, None, T, D), lambda b, h, i: (b, h // G, 0, 0))
+    q_seg_spec = None if segment_ids is None else pl.BlockSpec((None, block_q, 1), lambda b, h, i: (b, i, 0))
+    k_seg_spec = None if segment_ids is None else pl.BlockSpec((None, 1, T), lambda b, h, i: (b, 0, 0))
+    lse_spec = pl.BlockSpec((None, None, block_q, 1), lambda b, h, i: (b, h, i, 0))
+
+    kernel = functools.partial(_flash_kernel, scale=scale, causal=causal, block_k=block_k,
+                               offset=T - S)
+    out, lse = pl.pallas_call(
+        kernel,
+        grid=(B, H, S // block_q),
+        in_specs=[q_spec, kv_spec, kv_spec, q_seg_spec, k_seg_spec],
+        out_specs=[q_spec, lse_spec],
+        out_shape=[jax.ShapeDtypeStruct(qh.shape, q.dtype),
+                   jax.ShapeDtypeStruct((B, H, S, 1), jnp.float32)],
+        # Pallas on GPU defaults to its Mosaic GPU backend; these params select Triton.
+        compiler_params=None if platform == "tpu" else pl_triton.CompilerParams(
+            num_warps=4 if D <= 64 else 8, num_stages=2),
+        interpret=interpret,
+        name="flash_attention_forward",
+    )(qh, kh, vh, q_seg, k_seg)
+    return jnp.swapaxes(out, 1, 2), lse[..., 0]  # [B, S, H, D], [B, H, S]

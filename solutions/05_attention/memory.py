@@ -1,0 +1,15 @@
+"""Exercise 5.4: the memory wall, in bytes."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+
+def scores_bytes(B: int, H: int, S: int, dtype: str) -> int:
+    """Exercise 5.4: bytes of the attention scores the reference materialises.
+
+    For a batch of B sequences of S tokens with H heads, self-attention's scores are
+    one [S, S] matrix per sequence and head, in `dtype` (e.g. "float32", "bfloat16").
+    Returns their size in bytes (an int).
+    """
+    return B * H * S * S * jnp.dtype(dtype).itemsize
