@@ -52,7 +52,12 @@ def cost(fn: Callable, *args) -> Cost:
     0 FLOPs here.
     """
     analysis = jax.jit(fn).lower(*args).compile().cost_analysis()
-    return Cost(analysis.get("flops", 0.0), analysis.get("bytes accessed", 0.0))
+    flops, nbytes = analysis.get("flops", 0.0), analysis.get("bytes accessed", 0.0)
+    if flops < 0 or nbytes < 0:  # e.g. a GPU matmul handed whole to cuBLAS reports -1
+        raise ValueError(f"the compiler reports no cost for {getattr(fn, '__name__', 'fn')} on "
+                         f"{jax.devices()[0].platform} (a library call); pass analyze(..., known_cost=Cost(...)) "
+                         "with a closed form")
+    return Cost(flops, nbytes)
 
 
 def chip_named(chip: str | Chip | None) -> Chip:
@@ -163,14 +168,16 @@ def format_table(analyses: Sequence[Analysis]) -> str:
 
 
 def analyze(fn: Callable, *args, chip: str | Chip | None = None, dtype: str | None = None,
-            name: str | None = None, measure: bool | None = None, runs: int = 5) -> Analysis:
+            name: str | None = None, measure: bool | None = None, runs: int = 5,
+            known_cost: Cost | None = None) -> Analysis:
     """Cost, roofline bound and (on this machine) measured time of jit(fn)(*args).
 
     chip: None for this machine (shared.hardware.detect()), or a key of CHIPS for the
     bound the same program would have there. dtype: whose peak is the compute ceiling,
     by default the promoted dtype of the array arguments. measure: run and time it;
     by default only when chip is None, since a time measured here says nothing about
-    another chip. The cost is that of the program as compiled for this machine's
+    another chip. known_cost: a closed form to use instead of the compiler's (which GPU library
+    calls such as cuBLAS matmuls do not report). The cost is that of the program as compiled for this machine's
     backend: another backend may fuse or convert differently (the CPU, for one, turns
     a bf16 matmul without preferred_element_type into float32 converts and a float32 dot).
     """
@@ -180,7 +187,7 @@ def analyze(fn: Callable, *args, chip: str | Chip | None = None, dtype: str | No
     if measure is None:
         measure = chip is None
     timing = timeit(jax.jit(fn), *args, warmup=2, runs=runs) if measure else None
-    return Analysis(name or getattr(fn, "__name__", "fn"), cost(fn, *args), target,
+    return Analysis(name or getattr(fn, "__name__", "fn"), known_cost or cost(fn, *args), target,
                     str(jnp.dtype(dtype)), timing)
 
 
