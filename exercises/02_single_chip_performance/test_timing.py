@@ -21,13 +21,13 @@ class Pending:
         return self
 
 
-def test_waits_for_the_result(answers):
+def test_timeit_waits_for_the_result(answers):
     got = answers.timeit(lambda: Pending(WORK_S), runs=3)
     assert isinstance(got, float), f"expected the median in seconds as a float, got {type(got).__name__}"
     assert got >= WORK_S, f"median {got:.4f} s < the {WORK_S} s of work: the timer stopped at dispatch, not when the result was ready"
 
 
-def test_skips_warmup_and_repeats(answers):
+def test_timeit_skips_warmup_and_repeats(answers):
     calls = []
 
     def fn(x):
