@@ -33,7 +33,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from shared import inference
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from shared import inference, serving_tp
+from shared.collectives import Collective, hlo_collectives
 from shared.config import ModelConfig
 
 
@@ -145,7 +148,8 @@ class Engine:
     def __init__(self, params: dict, config: ModelConfig, *, slots: int = 4,
                  max_len: int | None = None, buckets: tuple[int, ...] | None = None,
                  kv=None, temperature: float = 0.0, top_k: int | None = None,
-                 top_p: float | None = None):
+                 top_p: float | None = None, mesh: Mesh | None = None):
+        """mesh: serve tensor-parallel over its `model` axis (shared.serving_tp); None: one device."""
         self.config = config
         self.kv = kv or ContiguousKV(config, slots, max_len)
         self.slots, self.max_len = self.kv.slots, self.kv.max_len
@@ -155,7 +159,11 @@ class Engine:
                                            f"max_len {self.max_len}: long prompts would have none")
         if self.buckets[-1] > self.max_len:
             raise inference.InferenceError(f"bucket {self.buckets[-1]} is longer than max_len {self.max_len}")
-        self.params = params
+        out_shardings = None  # one device: wherever the inputs are
+        if mesh is not None:
+            params, self.kv.state, state_shardings = serving_tp.place(params, self.kv.state, config, mesh)
+            out_shardings = (NamedSharding(mesh, P()), state_shardings)
+        self.params = params = inference.prepare(params, config)
         sample = lambda logits, seeds, counts: inference.sample(
             logits, seeds, counts, temperature=temperature, top_k=top_k, top_p=top_p)
 
@@ -170,20 +178,24 @@ class Engine:
         i32 = lambda *shape: jax.ShapeDtypeStruct(shape, jnp.int32)
         B = self.slots
         self._prefill = {
-            b: jax.jit(prefill, donate_argnums=1).lower(
+            b: jax.jit(prefill, donate_argnums=1, out_shardings=out_shardings).lower(
                 params, self.kv.state, i32(1, b), i32(1), i32(), i32(), *self.kv.prefill_aux(0)).compile()
             for b in self.buckets}
-        self._decode = jax.jit(decode, donate_argnums=1).lower(
+        self._decode = jax.jit(decode, donate_argnums=1, out_shardings=out_shardings).lower(
             params, self.kv.state, i32(B, 1), i32(B), i32(B), i32(B),
             *self.kv.decode_aux(np.zeros(B, np.int32))).compile()
         self.queue: collections.deque[tuple[Request, float]] = collections.deque()
         self.active: list[_Slot | None] = [None] * B
         self.steps = 0  # decode steps run
-        self.peak_memory = (0, 0)  # (allocated, used) KV bytes when the most were used
+        self._memory = np.zeros(2)  # (allocated, used) KV bytes, summed over decode steps
 
     @property
     def compiled_programs(self) -> int:
         return len(self._prefill) + 1
+
+    def decode_collectives(self) -> list[Collective]:
+        """The collectives one decode step runs (none on one device)."""
+        return hlo_collectives(self._decode.as_text())
 
     @property
     def idle(self) -> bool:
@@ -280,9 +292,13 @@ class Engine:
         return done
 
     def _track_memory(self) -> None:
-        used = self.kv.memory([s.length + 1 for s in self.active if s is not None])
-        if used[1] > self.peak_memory[1]:
-            self.peak_memory = used
+        self._memory += self.kv.memory([s.length + 1 for s in self.active if s is not None])
+
+    @property
+    def mean_memory(self) -> tuple[float, float]:
+        """(allocated, used) KV bytes averaged over the decode steps run so far: what the
+        cache held for the workload as a whole, not at one lucky or unlucky step."""
+        return tuple(self._memory / max(self.steps, 1))
 
     def run(self, requests: list[Request]) -> list[Completion]:
         """Serve all requests (all queued at once); completions in the order they finished."""

@@ -3,10 +3,12 @@
 Naive generation (shared.sampling) recomputes the keys and values of the whole
 prefix for every new token. They never change, so we keep them: a cache
 
-    k, v    [L, B, T, K, D]   keys and values of every layer, T positions per row
+    k, v    [L, B, K, T, D]   keys and values of every layer, T positions per row and head
     length  [B]               how many positions of each row are filled
 
-holds key/value heads only (K, not H: grouped-query attention shrinks it by G).
+holds key/value heads only (K, not H: grouped-query attention shrinks it by G). K comes
+before T so that attention's matmuls (batched over B and K) read each head's keys and
+values where they lie, without transposing the cache first.
 `extend` is the one step both phases use: it writes S new tokens per row at
 positions length..length+S-1 (dynamic_update_slice into the fixed-shape cache, so
 one compiled program serves every step) and returns the logits at each row's last
@@ -40,7 +42,7 @@ def init_cache(config: ModelConfig, batch: int, max_len: int | None = None) -> d
     """An empty cache for `batch` rows of max_len (default config.seq_len) positions."""
     c = config
     T = max_len or c.seq_len
-    shape = (c.n_layers, batch, T, c.kv_heads, c.head_dim)  # [L, B, T, K, D]
+    shape = (c.n_layers, batch, c.kv_heads, T, c.head_dim)  # [L, B, K, T, D]
     dtype = jnp.dtype(c.dtype)
     return {"k": jnp.zeros(shape, dtype), "v": jnp.zeros(shape, dtype),
             "length": jnp.zeros((batch,), jnp.int32)}
@@ -55,45 +57,44 @@ def kv_bytes_per_token(config: ModelConfig) -> int:
 def attend(q: jax.Array, k: jax.Array, v: jax.Array, q_pos: jax.Array) -> jax.Array:
     """Attention of queries at positions q_pos to cache positions 0..q_pos.
 
-    q: [B, S, H, D]; k, v: [B, T, K, D] (position t of the cache in row t); q_pos:
+    q: [B, S, H, D]; k, v: [B, K, T, D] (position t of the cache at index t); q_pos:
     [B, S]. Returns [B, S, H, D] in q's dtype, accumulated in float32. This is
     shared.attention's reference with a per-row position mask: the cache's queries
     are not "the last S of T positions" that its causal mask assumes.
     """
     B, S, H, D = q.shape
-    T, K = k.shape[1], k.shape[2]
+    K, T = k.shape[1], k.shape[2]
     qg = q.reshape(B, S, K, H // K, D)  # [B, S, K, G, D]: query heads grouped by their K head
-    scores = jnp.einsum("BSKGD,BTKD->BKGST", qg, k, preferred_element_type=jnp.float32) * D ** -0.5
+    scores = jnp.einsum("BSKGD,BKTD->BKGST", qg, k, preferred_element_type=jnp.float32) * D ** -0.5
     allowed = jnp.arange(T)[None, None, :] <= q_pos[:, :, None]  # [B, S, T]
     scores = jnp.where(allowed[:, None, None], scores, attn_lib.MASKED)
     weights = jax.nn.softmax(scores, axis=-1)
-    out = jnp.einsum("BKGST,BTKD->BSKGD", weights.astype(v.dtype), v,
+    out = jnp.einsum("BKGST,BKTD->BSKGD", weights.astype(v.dtype), v,
                      preferred_element_type=jnp.float32)
     return out.reshape(B, S, H, D).astype(q.dtype)  # [B, S, K, G, D] -> [B, S, H, D]
 
 
-def write(cache: jax.Array, new: jax.Array, starts: jax.Array) -> jax.Array:
-    """One layer's cache [B, T, K, D] with new [B, S, K, D] written at (b, starts[b]..+S).
-
-    dynamic_update_slice per row (vmap turns it into one scatter), so the cache keeps
-    its shape and XLA updates it in place. A start past T - S is clamped by
-    dynamic_update_slice: callers keep starts[b] + S <= T for rows they read.
-    """
-    def one_row(c, n, s):  # c [T, K, D], n [S, K, D]
-        return jax.lax.dynamic_update_slice(c, n, (s, 0, 0))
-
-    return jax.vmap(one_row)(cache, new, starts)
-
-
-# KVUpdate(layer_state, k_new [B,S,K,D], v_new, positions [B,S]) -> (layer_state, k [B,T,K,D], v):
-# store one layer's new keys and values, return every key and value the queries may read.
+# KVUpdate(state, layer, k_new [B,S,K,D], v_new, positions [B,S]) -> (state, k [B,K,T,D], v):
+# store layer `layer`'s new keys and values in the state (arrays with a leading L axis),
+# and return every key and value of that layer the queries may read.
 KVUpdate = Callable
 
 
-def _contiguous_update(layer_cache: dict, k_new, v_new, positions):
-    starts = positions[:, 0]
-    k, v = write(layer_cache["k"], k_new, starts), write(layer_cache["v"], v_new, starts)
-    return {"k": k, "v": v}, k, v
+def write(cache: jax.Array, layer: int, new: jax.Array, positions: jax.Array) -> jax.Array:
+    """cache [L, B, K, T, D] with new [B, S, K, D] written at (layer, b, :, positions[b, s]).
+
+    One scatter into the stacked cache: with the cache donated XLA updates it in place,
+    moving only the new tokens' bytes. Positions past T are dropped, not written.
+    """
+    rows = jnp.arange(new.shape[0])[:, None]  # [B, 1], broadcast against positions [B, S]
+    # Indices split by a slice put their broadcast shape [B, S] first: the slots are [B, S, K, D].
+    return cache.at[layer, rows, :, positions].set(new, mode="drop")
+
+
+def _contiguous_update(cache: dict, layer: int, k_new, v_new, positions):
+    cache = {"k": write(cache["k"], layer, k_new, positions),
+             "v": write(cache["v"], layer, v_new, positions)}
+    return cache, cache["k"][layer], cache["v"][layer]
 
 
 def cast_params(params: dict, dtype) -> dict:
@@ -102,33 +103,50 @@ def cast_params(params: dict, dtype) -> dict:
                         is_leaf=lambda w: isinstance(w, QTensor))
 
 
+def split_layers(params: dict) -> dict:
+    """params with "blocks" as a list of L per-layer dicts, each weight its own array.
+
+    Call it once, outside jit. A decode step reads every weight once; slicing layer i
+    out of a stacked [L, ...] weight inside the compiled step makes the CPU backend copy
+    it first (twice the bytes), whereas a separate array is read where it lies.
+    Stacked parameters still work, at that cost.
+    """
+    blocks = params["blocks"]
+    if isinstance(blocks, list):
+        return params
+    n = jax.tree.leaves(blocks)[0].shape[0]
+    return {**params, "blocks": [jax.tree.map(lambda w: w[i], blocks) for i in range(n)]}
+
+
+def prepare(params: dict, config: ModelConfig) -> dict:
+    """Parameters as a decode step reads them best: cast to the compute dtype and split by
+    layer, once, outside jit (inside, every step would read the float32 copy and write
+    the cast one, then copy each layer out of the stack)."""
+    return split_layers(cast_params(params, jnp.dtype(config.dtype)))
+
+
 def forward_layers(params: dict, tokens: jax.Array, positions: jax.Array, kv_state,
                    update: KVUpdate, config: ModelConfig):
     """The model's blocks over tokens [B, S] at positions [B, S], reading and writing keys and
-    values through `update`. kv_state: a pytree whose arrays have a leading L axis; the
-    scan hands layer i its slice and stacks the updated slices (with the cache donated,
-    XLA writes them back in place). Returns (hidden [B, S, E] after the final norm, kv_state).
+    values through `update`. kv_state: a pytree whose arrays have a leading L axis.
+    Returns (hidden [B, S, E] after the final norm, kv_state).
 
     The same block as shared.model.block (pre-norm, rotary, GQA, gelu MLP), with the
     attention split at the cache: project, rotate, store, attend to everything stored.
+    A Python loop over layers rather than lax.scan: see split_layers.
     """
     c = config
-    p = cast_params(params, jnp.dtype(c.dtype))
+    p = cast_params(split_layers(params), jnp.dtype(c.dtype))
     x = p["embed"][tokens]  # [B, S, E]
-
-    def layer(x, xs):
-        w, kv_layer = xs
+    for i, w in enumerate(p["blocks"]):
         h = model.rms_norm(x, w["attn_norm"])
         q = model.rope(dense("BSE,EHD->BSHD", h, w["wq"]), positions, c.rope_base)
         k = model.rope(dense("BSE,EKD->BSKD", h, w["wk"]), positions, c.rope_base)
         v = dense("BSE,EKD->BSKD", h, w["wv"])
-        kv_layer, k_all, v_all = update(kv_layer, k, v, positions)
+        kv_state, k_all, v_all = update(kv_state, i, k, v, positions)
         x = x + dense("BSHD,HDE->BSE", attend(q, k_all, v_all, positions), w["wo"])
         h = model.rms_norm(x, w["mlp_norm"])
         x = x + dense("BSF,FE->BSE", jax.nn.gelu(dense("BSE,EF->BSF", h, w["w_up"])), w["w_down"])
-        return x, kv_layer
-
-    x, kv_state = jax.lax.scan(layer, x, (p["blocks"], kv_state))
     return model.rms_norm(x, p["final_norm"]), kv_state
 
 
@@ -214,7 +232,7 @@ def generate(params: dict, config: ModelConfig, prompts: list[np.ndarray],
         tokens[b, :len(p)] = p
     seeds = np.asarray(seeds if seeds is not None else [0] * B, np.int32)
     opts = dict(config=config, temperature=temperature, top_k=top_k, top_p=top_p)
-    cache = init_cache(config, B, T)
+    params, cache = prepare(params, config), init_cache(config, B, T)
     out = np.zeros((B, max(new)), np.int32)
     token, cache = _step(params, cache, tokens, lengths, seeds, np.zeros(B, np.int32), **opts)
     out[:, 0] = token

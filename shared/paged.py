@@ -3,7 +3,7 @@
 A contiguous cache reserves max_len positions for every slot; a request that stops
 after 40 tokens leaves the rest of its row empty. Here keys and values live in
 
-    k, v    [L, P, page, K, D]    P pages of `page` positions each (the pool)
+    k, v    [L, P, K, page, D]    P pages of `page` positions each (the pool)
     table   [slots, max_len/page] int32 (host): page j of a slot's sequence is table[slot, j]
 
 Position p of a slot is offset p % page of page table[slot, p // page]. A slot
@@ -41,10 +41,11 @@ class PoolError(ValueError):
 
 
 def gather_pages(pages: jax.Array, table: jax.Array) -> jax.Array:
-    """One layer's pages [P, page, K, D] read through table [B, n] as sequences [B, n * page, K, D]."""
+    """One layer's pages [P, K, page, D] read through table [B, n] as sequences [B, K, n * page, D]."""
     B, n = table.shape
-    seq = pages[table]  # [B, n, page, K, D]: a plain JAX gather
-    return seq.reshape(B, n * pages.shape[1], *pages.shape[2:])  # [B, T, K, D], T = n * page
+    _, K, page, D = pages.shape
+    seq = pages[table].transpose(0, 2, 1, 3, 4)  # [B, n, K, page, D] -> [B, K, n, page, D]: a gather
+    return seq.reshape(B, K, n * page, D)  # [B, K, T, D], T = n * page
 
 
 def locate(table: jax.Array, positions: jax.Array, page: int) -> tuple[jax.Array, jax.Array]:
@@ -52,12 +53,12 @@ def locate(table: jax.Array, positions: jax.Array, page: int) -> tuple[jax.Array
     return jnp.take_along_axis(table, positions // page, axis=1), positions % page
 
 
-def _paged_update(pool: dict, k_new, v_new, positions, *, table):
+def _paged_update(pool: dict, layer: int, k_new, v_new, positions, *, table):
     """Write one layer's new keys/values into their pages; read the slots' sequences back."""
-    page_ids, offsets = locate(table, positions, pool["k"].shape[1])
-    pool = {name: pool[name].at[page_ids, offsets].set(new)  # scatter [B, S, K, D]
+    page_ids, offsets = locate(table, positions, pool["k"].shape[3])
+    pool = {name: pool[name].at[layer, page_ids, :, offsets].set(new)  # scatter [B, S, K, D]
             for name, new in (("k", k_new), ("v", v_new))}
-    return pool, gather_pages(pool["k"], table), gather_pages(pool["v"], table)
+    return pool, gather_pages(pool["k"][layer], table), gather_pages(pool["v"][layer], table)
 
 
 def extend(params: dict, pool: dict, table: jax.Array, lengths: jax.Array, tokens: jax.Array,
@@ -87,7 +88,7 @@ class PagedKV:
         if self.pages < 2:
             raise PoolError(f"a pool of {self.pages} pages has no page to hand out (page 0 is the sink)")
         c = config
-        shape = (c.n_layers, self.pages, page, c.kv_heads, c.head_dim)  # [L, P, page, K, D]
+        shape = (c.n_layers, self.pages, c.kv_heads, page, c.head_dim)  # [L, P, K, page, D]
         self.state = {"k": jnp.zeros(shape, c.dtype), "v": jnp.zeros(shape, c.dtype)}
         self.table = np.zeros((slots, self.pages_per_seq), np.int32)  # 0: the sink
         self.free = list(range(self.pages - 1, 0, -1))  # pop() hands out low ids first

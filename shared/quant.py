@@ -79,6 +79,22 @@ def dequantize_params(params: dict) -> dict:
                         is_leaf=lambda w: isinstance(w, QTensor))
 
 
+def _matmul(spec: str, x: jax.Array, w: jax.Array) -> jax.Array:
+    """jnp.einsum(spec, x, w) for a weight with no batch letters, summing in w's axis order.
+
+    jnp.einsum orders the summed axes its own way (e.g. D before H for "BSHD,HDE->BSE"),
+    and the CPU compiler then transposes the whole weight to match, every call. Summing
+    in the weight's stored order leaves it where it lies.
+    """
+    inputs, out = spec.split("->")
+    xs, ws = inputs.split(",")
+    summed = [c for c in ws if c not in out]
+    dims = ((tuple(xs.index(c) for c in summed), tuple(ws.index(c) for c in summed)), ((), ()))
+    y = jax.lax.dot_general(x, w, dims)  # x's kept letters, then w's
+    order = [c for c in xs if c not in summed] + [c for c in ws if c not in summed]
+    return jnp.transpose(y, [order.index(c) for c in out])
+
+
 def dense(spec: str, x: jax.Array, w: jax.Array | QTensor) -> jax.Array:
     """jnp.einsum(spec, x, w) for a float weight or a QTensor (weight-only int8).
 
@@ -87,11 +103,11 @@ def dense(spec: str, x: jax.Array, w: jax.Array | QTensor) -> jax.Array:
     weight's spec (true of every weight in shared.model).
     """
     if not isinstance(w, QTensor):
-        return jnp.einsum(spec, x, w)
+        return _matmul(spec, x, w)
     inputs, out = spec.split("->")
     w_letters = inputs.split(",")[1]
     summed = sum(c not in out for c in w_letters)
-    y = jnp.einsum(spec, x, w.q.astype(x.dtype))
+    y = _matmul(spec, x, w.q.astype(x.dtype))
     return y * w.scale.reshape(w.scale.shape[summed:]).astype(x.dtype)  # scale [*out channels]
 
 

@@ -11,11 +11,12 @@ TINY = cfg.ModelConfig(seq_len=64, d_model=32, n_layers=2, n_heads=4, n_kv_heads
 
 
 def test_gather_pages_follows_the_table():
-    pages = jnp.arange(5 * 4 * 1 * 2, dtype=jnp.float32).reshape(5, 4, 1, 2)  # [P, page, K, D]
+    pages = jnp.arange(5 * 2 * 4 * 3, dtype=jnp.float32).reshape(5, 2, 4, 3)  # [P, K, page, D]
     table = jnp.array([[3, 1], [0, 4]])
     seq = paged.gather_pages(pages, table)
-    assert seq.shape == (2, 8, 1, 2)
-    np.testing.assert_array_equal(seq[0, 4:], pages[1], "positions 4..7 of row 0 live in page 1")
+    assert seq.shape == (2, 2, 8, 3), f"[B, K, n * page, D] = (2, 2, 8, 3), got {seq.shape}"
+    np.testing.assert_array_equal(seq[0, :, 4:], pages[1], "positions 4..7 of row 0 live in page 1")
+    np.testing.assert_array_equal(seq[1, :, :4], pages[0], "positions 0..3 of row 1 live in page 0")
     page_ids, offsets = paged.locate(table, jnp.array([[0, 5], [3, 7]]), 4)
     np.testing.assert_array_equal(page_ids, [[3, 1], [0, 4]])
     np.testing.assert_array_equal(offsets, [[0, 1], [3, 3]])
@@ -27,7 +28,7 @@ def test_paged_attention_equals_contiguous():
     B, page, n_pages = 3, 8, TINY.seq_len // 8
     # Each row gets its pages in a scrambled order from one shared pool (page 0 is the sink).
     table = (1 + rng.permutation(B * n_pages)).reshape(B, n_pages).astype(np.int32)
-    shape = (TINY.n_layers, B * n_pages + 1, page, TINY.kv_heads, TINY.head_dim)
+    shape = (TINY.n_layers, B * n_pages + 1, TINY.kv_heads, page, TINY.head_dim)  # [L, P, K, page, D]
     pool = {"k": jnp.zeros(shape), "v": jnp.zeros(shape)}
     cache = inference.init_cache(TINY, B)
     lengths = np.array([20, 9, 33], np.int32)

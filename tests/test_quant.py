@@ -52,14 +52,15 @@ def test_int8_weights_take_a_quarter_of_the_bytes():
     assert 3.9 < ratio <= 4.0, f"matmul weights should shrink ~4x from float32, got {ratio:.2f}x"
 
 
-def test_int8_model_generates_and_loses_little_quality(tmp_path):
+def test_int8_model_generates_and_loses_little_quality():
     text = "".join(f"def f{i % 7}(x):\n    return x * {i % 5} + {i % 3}\n" for i in range(300))
-    (tmp_path / "c.txt").write_text(text)
-    tc = cfg.TrainConfig(batch_size=8, steps=80, lr=3e-3, warmup_steps=10, eval_every=80,
-                         checkpoint_every=80)
-    result = train.train(MICRO, tc, tmp_path / "run", data_path=str(tmp_path / "c.txt"), progress=False)
-    params = result.state["params"]
-    val = data.split(data.load_corpus(tmp_path / "c.txt"), MICRO.seq_len).val
+    corpus = data.split(np.frombuffer(text.encode(), np.uint8).copy(), MICRO.seq_len)
+    # 30 steps at a high learning rate reach ~0.7 nats on this repetitive text (random: 5.5).
+    tc = cfg.TrainConfig(batch_size=8, steps=30, lr=1e-2, warmup_steps=5)
+    state, step = train.init_state(MICRO, tc), train.make_train_step(MICRO, tc)
+    for i in range(tc.steps):
+        state, _ = step(state, *data.batch(corpus.train, tc.batch_size, MICRO.seq_len, 0, i))
+    params, val = state["params"], corpus.val
     c = quant.compare(params, MICRO, val, batches=2)
     # 8-bit weights perturb each logit by ~1% of its size; on a trained model that moves the
     # loss by a few thousandths of a nat. 0.05 nats is a margin well above that and well below
