@@ -111,7 +111,7 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     "tiny": Preset(
         ModelConfig(seq_len=128, d_model=128, n_layers=4, n_heads=4, d_ff=512),
-        TrainConfig(batch_size=16, steps=1500, lr=2e-3, warmup_steps=50, eval_every=250,
+        TrainConfig(batch_size=8, steps=1500, lr=2e-3, warmup_steps=50, eval_every=250,
                     checkpoint_every=500),
         "0.85M parameters; about three minutes on a 2-core CPU",
     ),

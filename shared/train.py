@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import functools
 import os
 import shutil
 import sys
@@ -122,12 +123,17 @@ class Placement:
 def init_state(mc: cfg.ModelConfig, tc: cfg.TrainConfig, placement: Placement = Placement()) -> dict:
     """The whole training state as one pytree, so one checkpoint call saves all of it.
     With a mesh, every array is created already split across the devices."""
+    return _initializer(mc, tc, placement)()
+
+
+@functools.cache  # one compilation per config and placement in a process (tests, notebooks)
+def _initializer(mc: cfg.ModelConfig, tc: cfg.TrainConfig, placement: Placement):
     def make():
         params = model.init(mc, jax.random.key(tc.seed))
         return {"params": params, "opt_state": optimizer(tc).init(params),
                 "step": jnp.zeros((), jnp.int32)}
 
-    return jax.jit(make, out_shardings=placement.state(jax.eval_shape(make), tc))()
+    return jax.jit(make, out_shardings=placement.state(jax.eval_shape(make), tc))
 
 
 def param_names(params: dict) -> list[str]:
@@ -170,6 +176,7 @@ def _step_fn(mc: cfg.ModelConfig, tc: cfg.TrainConfig, placement: Placement):
     return step
 
 
+@functools.cache  # the same jitted function, so compiled once, for each config and placement
 def make_step(mc: cfg.ModelConfig, tc: cfg.TrainConfig, placement: Placement = Placement()):
     """The loop's jitted step(state, batch) -> (state, metrics): loss, grad_norm and
     grad_sq (each gradient array's squared norm, to name the first non-finite one).
@@ -321,13 +328,15 @@ def train(mc: cfg.ModelConfig, tc: cfg.TrainConfig, run_dir: Path | str, *,
     result = Result(state, memory=memory_report(step_fn, state))
     log("memory per device: " + ", ".join(f"{k} {v / 2**20:,.1f} MiB" for k, v in result.memory.items()))
 
-    chip = hardware.detect()
-    peak = chip.flops(mc.dtype)  # the peak of the compute dtype: bf16 compute, bf16 peak
+    show = progress and main_process
+    # The peak of the compute dtype (bf16 compute, bf16 peak); on a CPU detect() calibrates
+    # it, which takes seconds, so only when MFU is shown.
+    peak = hardware.detect().flops(mc.dtype) if show else None
     n_devices = 1 if placement.mesh is None else placement.mesh.size
     flops_per_step = model.train_flops_per_token(mc) * tc.batch_size * mc.seq_len
     names = param_names(state["params"])
     end = min(tc.steps, stop_after or tc.steps)
-    bar = tqdm(range(start, end), initial=start, total=tc.steps, disable=not (progress and main_process),
+    bar = tqdm(range(start, end), initial=start, total=tc.steps, disable=not show,
                desc=run_dir.name, unit="step", dynamic_ncols=True)
     feed = pipeline.Prefetch(lambda i: pipeline.place(loader, i, placement.batch()), loader.position)
     interval_start, interval_steps, previous = None, 0, None
@@ -368,7 +377,7 @@ def train(mc: cfg.ModelConfig, tc: cfg.TrainConfig, run_dir: Path | str, *,
                 with clock("eval"):
                     val = evaluate(state["params"])
                 result.history.append({"step": done, "val_loss": val})
-                if progress and main_process:
+                if show:
                     bar.write(f"step {done}: validation loss {val:.3f}")
                 interval_start = None  # evaluation time is not training throughput
             if done % tc.checkpoint_every == 0 or done == end:

@@ -1,8 +1,20 @@
-"""Training throughput: tokens/s, achieved FLOP/s and MFU against the peak calibrated in this run."""
+"""Training throughput: tokens/s, MFU and peak memory of the loop's step, in float32 and mixed
+precision, with remat off and on; then where the time of a short real run goes (goodput).
+
+    python -m shared.bench train                      # small preset on a CPU, 125m on an accelerator
+    python -m shared.bench train --preset tiny --steps 3 --dtype float32
+
+MFU = model FLOPs per step (6 * matmul params + attention, shared.model.train_flops_per_token,
+times tokens) / step time / peak FLOP/s of the compute dtype. On a CPU the peak is calibrated
+in this run (shared.hardware); remat's recomputation is not counted as useful work, so it
+shows as lower MFU. Peak memory is the compiled step's own account: arguments (the state
+and the batch) + temporaries (activations kept for the backward pass, gradients).
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 import time
 
 import jax
@@ -11,44 +23,108 @@ import numpy as np
 from shared import config as cfg
 from shared import hardware, model, train
 
-HELP = "training step throughput and MFU of a preset"
+HELP = "training step tokens/s, MFU and peak memory (float32 / bf16, remat off / on) and goodput"
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--preset", default="small", help="model preset (default small)")
-    parser.add_argument("--steps", type=int, default=10, help="timed steps after 2 warm-up steps")
-    parser.add_argument("--batch-size", type=int, help="sequences per step (default: the preset's)")
-    parser.add_argument("--dtype", choices=["float32", "bfloat16"], help="compute dtype (default: the preset's)")
+    parser.add_argument("--preset", help="model preset (default: small on a CPU, 125m on an accelerator)")
+    parser.add_argument("--steps", type=int, help="timed steps per setting after one untimed "
+                        "(default 3 on a CPU, 20 on an accelerator)")
+    parser.add_argument("--batch-size", type=int, help="sequences per step (default: the preset's on "
+                        "a CPU, 8 on an accelerator, where float32 without remat must fit too)")
+    parser.add_argument("--dtype", choices=["float32", "bfloat16"], help="only this compute dtype (default both)")
+    parser.add_argument("--remat", choices=cfg.REMAT, help="only this remat policy (default none and full)")
+    parser.add_argument("--goodput-steps", type=int, default=None,
+                        help="steps of the real run timed for goodput (default 6 on a CPU, 50 on an "
+                        "accelerator; 0 to skip)")
 
 
-def measure(mc: cfg.ModelConfig, tc: cfg.TrainConfig, steps: int) -> float:
-    """Seconds per training step, from `steps` steps after two untimed ones (compilation)."""
-    step_fn = train.make_train_step(mc, tc)
+def synthetic_batch(B: int, S: int, vocab: int) -> dict[str, jax.Array]:
+    """A batch shaped like the loop's packed rows (one document per row)."""
+    tokens = np.random.default_rng(0).integers(0, vocab, (B, S + 1), dtype=np.int32)
+    return jax.device_put({"inputs": tokens[:, :-1], "targets": tokens[:, 1:],
+                           "positions": np.broadcast_to(np.arange(S, dtype=np.int32), (B, S)),
+                           "segment_ids": np.ones((B, S), np.int32),
+                           "weights": np.ones((B, S), np.float32)})
+
+
+@dataclasses.dataclass(frozen=True)
+class Measurement:
+    seconds: float  # per step
+    compile_s: float
+    peak_bytes: int  # arguments + temporaries of the compiled step
+    temp_bytes: int  # temporaries alone: activations for the backward pass, gradients
+
+
+def measure(mc: cfg.ModelConfig, tc: cfg.TrainConfig, steps: int) -> Measurement:
+    """Compile the loop's step (make_step) and time `steps` steps after one untimed one."""
     state = train.init_state(mc, tc)
-    rng = np.random.default_rng(0)
-    x, y = (rng.integers(0, mc.vocab_size, (tc.batch_size, mc.seq_len), dtype=np.int32) for _ in range(2))
-    for _ in range(2):
-        state, loss = step_fn(state, x, y)
-    loss.block_until_ready()
+    batch = synthetic_batch(tc.batch_size, mc.seq_len, mc.vocab_size)
+    start = time.perf_counter()
+    step = train.make_step(mc, tc).lower(state, batch).compile()
+    compile_s = time.perf_counter() - start
+    memory = step.memory_analysis()
+    state, metrics = step(state, batch)
+    metrics["loss"].block_until_ready()
     start = time.perf_counter()
     for _ in range(steps):  # one stream of steps, as in training: dispatch overlaps compute
-        state, loss = step_fn(state, x, y)
-    loss.block_until_ready()
-    return (time.perf_counter() - start) / steps
+        state, metrics = step(state, batch)
+    metrics["loss"].block_until_ready()
+    seconds = (time.perf_counter() - start) / steps
+    return Measurement(seconds, compile_s, memory.argument_size_in_bytes + memory.temp_size_in_bytes,
+                       memory.temp_size_in_bytes)
+
+
+def goodput_run(mc: cfg.ModelConfig, tc: cfg.TrainConfig, steps: int) -> dict[str, float]:
+    """Seconds per goodput category of a real run (stdlib corpus, checkpoints, evaluation)."""
+    tc = dataclasses.replace(tc, steps=steps, eval_every=steps, eval_batches=2,
+                             checkpoint_every=max(steps // 2, 1), warmup_steps=min(tc.warmup_steps, steps))
+    with tempfile.TemporaryDirectory() as folder:
+        return train.train(mc, tc, folder, progress=False).goodput
 
 
 def run(args) -> None:
-    p = cfg.preset(args.preset)
-    mc = dataclasses.replace(p.model, dtype=args.dtype or p.model.dtype)
-    tc = dataclasses.replace(p.train, batch_size=args.batch_size or p.train.batch_size)
-    chip = hardware.detect()
+    accelerator = jax.devices()[0].platform != "cpu"
+    name = args.preset or ("125m" if accelerator else "small")
+    p = cfg.preset(name)
+    tc = dataclasses.replace(p.train, batch_size=args.batch_size or (8 if accelerator else p.train.batch_size))
+    steps = args.steps or (20 if accelerator else 3)
+    chip = hardware.detect()  # on a CPU: calibrates the float32 and bfloat16 peaks now
     print(hardware.describe(chip))
-    seconds = measure(mc, tc, args.steps)
-    tokens = tc.batch_size * mc.seq_len
-    flops = model.train_flops_per_token(mc) * tokens
-    peak = chip.flops(mc.dtype)
-    print(f"preset {args.preset} ({mc.dtype}), batch {tc.batch_size} x {mc.seq_len} tokens, "
-          f"{model.train_flops_per_token(mc) / 1e6:.1f} MFLOP per token")
-    print(f"step {seconds * 1e3:.1f} ms | {tokens / seconds:,.0f} tokens/s | "
-          f"{flops / seconds / 1e9:,.1f} GFLOP/s | "
-          f"MFU {flops / seconds / peak:.1%} of {peak / 1e9:,.0f} GFLOP/s" if peak else "MFU unknown (no peak)")
+    mc0 = p.model
+    tokens = tc.batch_size * mc0.seq_len
+    flops_per_step = model.train_flops_per_token(mc0) * tokens
+    print(f"preset {name}: {model.matmul_param_count(mc0) / 1e6:.1f}M matmul parameters, batch "
+          f"{tc.batch_size} x {mc0.seq_len} = {tokens:,} tokens, "
+          f"{flops_per_step / 1e9:,.1f} model GFLOP per step; {steps} timed steps per row\n")
+    header = (f"{'compute':>9} {'remat':>7} {'step ms':>9} {'tokens/s':>10} {'GFLOP/s':>9} "
+              f"{'peak GF/s':>9} {'MFU':>6} {'peak MiB':>9} {'temp MiB':>9} {'compile s':>9}")
+    print(header)
+    print("-" * len(header))
+    for dtype in [args.dtype] if args.dtype else ["float32", "bfloat16"]:
+        for remat in [args.remat] if args.remat else ["none", "full"]:
+            mc = dataclasses.replace(mc0, dtype=dtype, remat=remat)
+            try:
+                m = measure(mc, tc, steps)
+            except Exception as e:  # out of memory on an accelerator: report, go on
+                print(f"{dtype:>9} {remat:>7}  failed: {str(e).splitlines()[0][:90]}")
+                continue
+            peak = chip.flops(dtype)  # the compute dtype's peak: bf16 compute, bf16 peak
+            achieved = flops_per_step / m.seconds
+            mfu = f"{achieved / peak:6.1%}" if peak else f"{'?':>6}"
+            print(f"{dtype:>9} {remat:>7} {m.seconds * 1e3:9.1f} {tokens / m.seconds:10,.0f} "
+                  f"{achieved / 1e9:9,.1f} {(peak or 0) / 1e9:9,.0f} {mfu} "
+                  f"{m.peak_bytes / 2**20:9,.0f} {m.temp_bytes / 2**20:9,.0f} {m.compile_s:9.1f}")
+    print("\nMFU counts the model's FLOPs only (6 per parameter per token + attention): remat's "
+          "recomputed forward is extra work, so it lowers MFU while it cuts temporaries.\n"
+          "peak MiB = arguments (parameters, AdamW moments, batch) + temporaries, from the "
+          "compiled step's memory analysis.")
+    goodput_steps = args.goodput_steps if args.goodput_steps is not None else (50 if accelerator else 6)
+    if goodput_steps:
+        mc = dataclasses.replace(mc0, dtype=args.dtype or mc0.dtype, remat=args.remat or "none")
+        parts = goodput_run(mc, tc, goodput_steps)
+        total = sum(parts.values())
+        print(f"\ngoodput of a {goodput_steps}-step run ({mc.dtype}, stdlib corpus, a checkpoint half "
+              f"way and at the end, one evaluation): {parts['step'] / total:.0%} of {total:.1f} s")
+        for k, v in parts.items():
+            print(f"  {k:>10} {v:8.1f} s {v / total:6.1%}")
