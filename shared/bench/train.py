@@ -34,6 +34,8 @@ def add_arguments(parser) -> None:
                         "a CPU, 8 on an accelerator, where float32 without remat must fit too)")
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], help="only this compute dtype (default both)")
     parser.add_argument("--remat", choices=cfg.REMAT, help="only this remat policy (default none and full)")
+    parser.add_argument("--attention", help="attention implementation (default: the preset's; "
+                        "see shared.attention.IMPLEMENTATIONS)")
     parser.add_argument("--goodput-steps", type=int, default=None,
                         help="steps of the real run timed for goodput (default 6 on a CPU, 50 on an "
                         "accelerator; 0 to skip)")
@@ -91,12 +93,13 @@ def run(args) -> None:
     steps = args.steps or (20 if accelerator else 3)
     chip = hardware.detect()  # on a CPU: calibrates the float32 and bfloat16 peaks now
     print(hardware.describe(chip))
-    mc0 = p.model
+    mc0 = dataclasses.replace(p.model, attention=args.attention or p.model.attention).validate()
     tokens = tc.batch_size * mc0.seq_len
     flops_per_step = model.train_flops_per_token(mc0) * tokens
     print(f"preset {name}: {model.matmul_param_count(mc0) / 1e6:.1f}M matmul parameters, batch "
           f"{tc.batch_size} x {mc0.seq_len} = {tokens:,} tokens, "
-          f"{flops_per_step / 1e9:,.1f} model GFLOP per step; {steps} timed steps per row\n")
+          f"{flops_per_step / 1e9:,.1f} model GFLOP per step; attention {mc0.attention}; "
+          f"{steps} timed steps per row\n")
     header = (f"{'compute':>9} {'remat':>7} {'step ms':>9} {'tokens/s':>10} {'GFLOP/s':>9} "
               f"{'peak GF/s':>9} {'MFU':>6} {'peak MiB':>9} {'temp MiB':>9} {'compile s':>9}")
     print(header)
