@@ -107,6 +107,18 @@ def _first_query_block_for(j, *, bq, bk, offset, causal):
     return jnp.maximum(0, (j * bk - offset) // bq) if causal else 0
 
 
+def _tiling(q, k, segment_ids, causal, scale, block_q, block_k):
+    """Sizes, blocks (bq, bk), block counts, the causal offset T - S, and the block-scores
+    function that the forward and the backward pass share."""
+    B, S, H, D = q.shape
+    T, K = k.shape[1], k.shape[2]
+    bq, bk = _block_size(S, block_q, "query"), _block_size(T, block_k, "key")
+    offset = T - S
+    scores = functools.partial(_block_scores, bq=bq, bk=bk, offset=offset, causal=causal,
+                               segment_ids=segment_ids, scale=scale)
+    return B, S, T, H, K, H // K, D, bq, bk, S // bq, T // bk, offset, scores
+
+
 def _blockwise_forward(q, k, v, segment_ids, causal, scale, block_q, block_k):
     """Output [B, S, H, D] and log-sum-exp of the scores [B, K, G, S] (float32).
 
@@ -114,13 +126,8 @@ def _blockwise_forward(q, k, v, segment_ids, causal, scale, block_q, block_k):
     a running max m, running sum l and running weighted sum acc: when a new block
     raises the max, the old l and acc are rescaled by exp(m_old - m_new).
     """
-    B, S, H, D = q.shape
-    T, K = k.shape[1], k.shape[2]
-    G = H // K
-    bq, bk = _block_size(S, block_q, "query"), _block_size(T, block_k, "key")
-    nq, nk, offset = S // bq, T // bk, T - S
-    scores = functools.partial(_block_scores, bq=bq, bk=bk, offset=offset, causal=causal,
-                               segment_ids=segment_ids, scale=scale)
+    B, S, T, H, K, G, D, bq, bk, nq, nk, offset, scores = _tiling(
+        q, k, segment_ids, causal, scale, block_q, block_k)
     q_blocks = jnp.moveaxis(q.reshape(B, nq, bq, K, G, D), 1, 0)  # [nq, B, bq, K, G, D]
 
     def one_query_block(args):
@@ -163,13 +170,8 @@ def _blockwise_backward(q, k, v, segment_ids, out, lse, d_out, causal, scale, bl
     A scan over key blocks carries dq; an inner loop over the query blocks that read
     key block j accumulates dk_j and dv_j.
     """
-    B, S, H, D = q.shape
-    T, K = k.shape[1], k.shape[2]
-    G = H // K
-    bq, bk = _block_size(S, block_q, "query"), _block_size(T, block_k, "key")
-    nq, nk, offset = S // bq, T // bk, T - S
-    scores = functools.partial(_block_scores, bq=bq, bk=bk, offset=offset, causal=causal,
-                               segment_ids=segment_ids, scale=scale)
+    B, S, T, H, K, G, D, bq, bk, nq, nk, offset, scores = _tiling(
+        q, k, segment_ids, causal, scale, block_q, block_k)
     q5 = q.reshape(B, S, K, G, D)  # [B, S, K, G, D]
     do5 = d_out.reshape(B, S, K, G, D)  # [B, S, K, G, D]
     delta = jnp.einsum("BSKGD,BSKGD->BKGS", do5.astype(jnp.float32),

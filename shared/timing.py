@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import statistics
+import threading
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -44,3 +45,19 @@ def timeit(fn: Callable, *args, warmup: int = 1, runs: int = 5, min_time: float 
             jax.block_until_ready(fn(*args, **kwargs))
             times.append(time.perf_counter() - start)
     return Timing(statistics.median(times), min(times), max(times), len(times))
+
+
+class Pending:
+    """A stand-in for a jax.Array fresh from dispatch: returned at once, ready `seconds` later.
+
+    Lets a test or a lesson show what a timer that does not wait would measure; threading
+    timers never fire early, so a correct timer reads at least `seconds`.
+    """
+
+    def __init__(self, seconds: float):
+        self._done = threading.Event()
+        threading.Timer(seconds, self._done.set).start()
+
+    def block_until_ready(self):
+        self._done.wait()
+        return self

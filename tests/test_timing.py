@@ -1,25 +1,12 @@
 """shared.timing.timeit waits for asynchronous work, skips warm-up, and can record a trace."""
 
-import threading
 import time
 
 import jax.numpy as jnp
 
-from shared.timing import timeit
+from shared.timing import Pending, timeit
 
 WORK_S = 0.05  # how long the fake device "works" after dispatch returns
-
-
-class Pending:
-    """Like a jax.Array fresh from dispatch: returned at once, ready WORK_S later."""
-
-    def __init__(self, seconds: float):
-        self._done = threading.Event()
-        threading.Timer(seconds, self._done.set).start()
-
-    def block_until_ready(self):
-        self._done.wait()
-        return self
 
 
 def test_waits_for_work_that_outlives_dispatch():

@@ -4,21 +4,9 @@ The oracle is a fake asynchronous result whose readiness time is known: threadin
 timers never fire early, so a correct timer can only read more than the work takes.
 """
 
-import threading
+from shared.timing import Pending
 
 WORK_S = 0.05
-
-
-class Pending:
-    """Like a jax.Array fresh from dispatch: returned at once, ready `seconds` later."""
-
-    def __init__(self, seconds: float):
-        self._done = threading.Event()
-        threading.Timer(seconds, self._done.set).start()
-
-    def block_until_ready(self):
-        self._done.wait()
-        return self
 
 
 def test_timeit_waits_for_the_result(answers):
