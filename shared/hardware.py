@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import jax
 import jax.numpy as jnp
 
-from shared.timing import timeit
+from shared.timing import in_place, timeit
 
 GB = 1e9
 
@@ -22,15 +22,23 @@ GB = 1e9
 class Chip:
     name: str
     peak_flops: dict[str, float | None]  # by compute dtype: "bfloat16", "float32", "int8"
-    memory_bw: float | None  # bytes/s between the chip and its main memory (HBM or DRAM)
+    memory_bw: float | None  # bytes/s read + written between the chip and its main memory (HBM or DRAM)
     memory_bytes: float | None = None
     link_bw: float | None = None  # bytes/s one way over one chip-to-chip link
     source: str = ""
     measured: bool = False  # True when the figures come from calibration on this machine
+    # bytes/s of a read-only stream where it differs from memory_bw: a few CPU cores cannot
+    # keep enough reads in flight to fill the memory bus; HBM datasheets quote one figure.
+    read_only_bw: float | None = None
     notes: dict[str, str] = field(default_factory=dict, compare=False)
 
     def flops(self, dtype: str = "bfloat16") -> float | None:
         return self.peak_flops.get(str(jnp.dtype(dtype)))
+
+    @property
+    def read_bw(self) -> float | None:
+        """Bytes/s when only reading, as a decode step reading its weights does."""
+        return self.read_only_bw or self.memory_bw
 
     @property
     def ridge_point(self) -> float | None:
@@ -79,11 +87,18 @@ def _matmul_peak(dtype, n: int = 2048) -> float:
     return 2 * n**3 / timeit(f, a, b, warmup=2, runs=5).min
 
 
-def _copy_bandwidth(mbytes: int = 256) -> float:
-    """Best bytes/s of reading and writing an array far larger than any cache."""
-    x = jnp.ones((mbytes * 2**20 // 4,), jnp.float32)
-    f = jax.jit(lambda x: x * 2.0)
-    return 2 * x.nbytes / timeit(f, x, warmup=2, runs=5).min
+def _stream_bandwidths(mbytes: int = 256) -> tuple[float, float]:
+    """Best bytes/s (read + write, read only) over an array far larger than any cache.
+
+    Read + write is an in-place update (x donated, so the result overwrites it): a copy
+    into a new buffer would also time the operating system handing over fresh pages,
+    which on a CPU costs more than the streaming itself. Read only is a row sum, split
+    over the cores by rows.
+    """
+    x = jnp.ones((4096, mbytes * 2**20 // 4 // 4096), jnp.float32)  # [rows, columns]
+    update = timeit(in_place(lambda x: x + 1.0, x), warmup=2, runs=5).min
+    read = timeit(jax.jit(lambda x: x.sum(axis=1)), x, warmup=2, runs=5).min
+    return 2 * x.nbytes / update, x.nbytes / read
 
 
 @functools.cache
@@ -91,8 +106,10 @@ def _calibrated_cpu(device_kind: str) -> Chip:
     # Best of two sizes: 1024^3 runs from cache, 2048^3 from memory; the peak is the higher.
     peaks = {str(jnp.dtype(d)): max(_matmul_peak(d, n) for n in (1024, 2048))
              for d in (jnp.float32, jnp.bfloat16)}
-    return Chip(f"CPU ({device_kind or 'host'})", peaks, _copy_bandwidth(),
-                source="calibrated on this machine: best of 1024^3 and 2048^3 matmuls, 256 MiB streaming copy",
+    read_write, read = _stream_bandwidths()
+    return Chip(f"CPU ({device_kind or 'host'})", peaks, read_write, read_only_bw=read,
+                source="calibrated on this machine: best of 1024^3 and 2048^3 matmuls, "
+                       "in-place update and row sum of 256 MiB",
                 measured=True)
 
 
@@ -109,5 +126,6 @@ def detect() -> Chip:
 def describe(chip: Chip) -> str:
     f32, bf16 = chip.flops("float32"), chip.flops("bfloat16")
     fmt = lambda x, unit: f"{x / 1e9:,.0f} G{unit}" if x else "unknown"
+    reads = f", reading only {fmt(chip.read_only_bw, 'B/s')}" if chip.read_only_bw else ""
     return (f"{chip.name}: float32 {fmt(f32, 'FLOP/s')}, bfloat16 {fmt(bf16, 'FLOP/s')}, "
-            f"memory {fmt(chip.memory_bw, 'B/s')} ({chip.source})")
+            f"memory {fmt(chip.memory_bw, 'B/s')}{reads} ({chip.source})")

@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 
 from shared.hardware import CHIPS, Chip, detect
-from shared.timing import Timing, timeit
+from shared.timing import Timing, in_place, timeit
 
 
 @dataclass(frozen=True)
@@ -169,24 +169,30 @@ def format_table(analyses: Sequence[Analysis]) -> str:
 
 def analyze(fn: Callable, *args, chip: str | Chip | None = None, dtype: str | None = None,
             name: str | None = None, measure: bool | None = None, runs: int = 5,
-            known_cost: Cost | None = None) -> Analysis:
+            known_cost: Cost | None = None, donate: bool = False) -> Analysis:
     """Cost, roofline bound and (on this machine) measured time of jit(fn)(*args).
 
     chip: None for this machine (shared.hardware.detect()), or a key of CHIPS for the
     bound the same program would have there. dtype: whose peak is the compute ceiling,
     by default the promoted dtype of the array arguments. measure: run and time it;
     by default only when chip is None, since a time measured here says nothing about
-    another chip. known_cost: a closed form to use instead of the compiler's (which GPU library
-    calls such as cuBLAS matmuls do not report). The cost is that of the program as compiled for this machine's
-    backend: another backend may fuse or convert differently (the CPU, for one, turns
-    a bf16 matmul without preferred_element_type into float32 converts and a float32 dot).
+    another chip. known_cost: a closed form to use instead of the compiler's (which GPU
+    library calls such as cuBLAS matmuls do not report). donate: time it with the first
+    argument's buffer donated and overwritten by the result (shared.timing.in_place), as
+    an update of donated parameters runs; fn must return an array like that argument.
+    The cost is that of the program as compiled for this machine's backend: another
+    backend may fuse or convert differently (the CPU, for one, turns a bf16 matmul
+    without preferred_element_type into float32 converts and a float32 dot).
     """
     target = chip_named(chip)
     if dtype is None:
         dtype = str(jnp.result_type(*(x.dtype for x in jax.tree.leaves(args) if hasattr(x, "dtype"))))
     if measure is None:
         measure = chip is None
-    timing = timeit(jax.jit(fn), *args, warmup=2, runs=runs) if measure else None
+    timing = None
+    if measure:
+        timed, timed_args = (in_place(fn, args[0]), args[1:]) if donate else (jax.jit(fn), args)
+        timing = timeit(timed, *timed_args, warmup=2, runs=runs)
     return Analysis(name or getattr(fn, "__name__", "fn"), known_cost or cost(fn, *args), target,
                     str(jnp.dtype(dtype)), timing)
 
@@ -234,11 +240,20 @@ def plot_roofline(analyses: Sequence[Analysis], path: str | Path, *, chip: Chip 
         ax.axvline(ridge, color=line.get_color(), linestyle=":", linewidth=1)
         ax.annotate(f"ridge {ridge:.3g} FLOP/B", (ridge, peak), textcoords="offset points",
                     xytext=(4, -14), fontsize=8, color=line.get_color())
-    for a in measured:
-        ax.scatter([a.intensity], [a.achieved_flops], s=18, zorder=3,
-                   color="tab:red" if a.bound == "memory" else "tab:blue")
-        ax.annotate(a.name, (a.intensity, a.achieved_flops), textcoords="offset points",
-                    xytext=(4, 4), fontsize=7)
+    # Labels: where points share an intensity the highest is labelled above and the rest
+    # below; lone points alternate, so labels of neighbours do not run into each other.
+    groups: dict[float, list[Analysis]] = {}
+    for a in sorted(measured, key=lambda a: (a.intensity, -a.achieved_flops)):
+        groups.setdefault(round(a.intensity, 6), []).append(a)
+    lone = 0
+    for group in groups.values():
+        for i, a in enumerate(group):
+            above = i == 0 and (len(group) > 1 or lone % 2 == 0)
+            lone += len(group) == 1
+            ax.scatter([a.intensity], [a.achieved_flops], s=18, zorder=3,
+                       color="tab:red" if a.bound == "memory" else "tab:blue")
+            ax.annotate(a.name, (a.intensity, a.achieved_flops), textcoords="offset points",
+                        xytext=(4, 4 if above else -11), fontsize=7)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlim(lo, hi)

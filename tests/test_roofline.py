@@ -36,7 +36,7 @@ def test_elementwise_add_cost():
 
 def test_classifier_on_this_cpu():
     """A 2048^3 matmul (intensity 341 FLOP/B) is compute-bound and an add (1/12) memory-bound
-    on any CPU whose ridge lies between them, which the calibrated one does (tens of FLOP/B)."""
+    on any CPU whose ridge lies between them, which the calibrated one does (a few FLOP/B)."""
     mm = roofline.analyze(jnp.matmul, spec((2048, 2048), jnp.float32), spec((2048, 2048), jnp.float32),
                           measure=False)
     add = roofline.analyze(jnp.add, spec((1 << 22,), jnp.float32), spec((1 << 22,), jnp.float32),
@@ -75,6 +75,22 @@ def test_measures_on_this_machine():
     a = roofline.analyze(jnp.matmul, x, x, runs=2)
     assert a.timing is not None and a.timing.runs == 2, f"expected 2 timed runs, got {a.timing}"
     assert a.fraction > 0, f"fraction of bound {a.fraction}"
+
+
+def test_donated_analysis_costs_the_same_and_is_timed():
+    x, y = jnp.ones((1 << 16,)), jnp.ones((1 << 16,))
+    fresh = roofline.analyze(jnp.add, x, y, measure=False)
+    donated = roofline.analyze(jnp.add, x, y, runs=3, donate=True)
+    assert donated.cost == fresh.cost, f"donation changed the cost: {donated.cost} vs {fresh.cost}"
+    assert donated.timing.runs == 3, f"expected 3 timed runs, got {donated.timing}"
+    assert not x.is_deleted(), "analyze(donate=True) must not consume the caller's array"
+
+
+def test_read_bandwidth():
+    cpu = roofline.chip_named(None)
+    assert cpu.read_only_bw and cpu.read_bw == cpu.read_only_bw, f"CPU read-only calibration missing: {cpu}"
+    h100 = CHIPS["H100"]
+    assert h100.read_bw == h100.memory_bw, "a datasheet chip reads at its one quoted bandwidth"
 
 
 def test_bad_chip_and_dtype_are_one_line_errors():

@@ -4,7 +4,7 @@ import time
 
 import jax.numpy as jnp
 
-from shared.timing import Pending, timeit
+from shared.timing import Pending, in_place, timeit
 
 WORK_S = 0.05  # how long the fake device "works" after dispatch returns
 
@@ -38,3 +38,12 @@ def test_trace_dir_records_a_profile(tmp_path):
     timeit(lambda x: x * 2, jnp.ones(1024), runs=2, trace_dir=tmp_path)
     files = list(tmp_path.glob("**/*.xplane.pb"))
     assert files and files[0].stat().st_size > 0, f"no non-empty .xplane.pb under {tmp_path}"
+
+
+def test_in_place_feeds_each_result_back():
+    x = jnp.zeros(8)
+    step = in_place(lambda x, y: x + y, x)
+    for _ in range(3):
+        out = step(jnp.ones(8))
+    assert (out == 3).all(), f"three in-place additions of 1 to 0 gave {out}"
+    assert (x == 0).all() and not x.is_deleted(), "the caller's array must be copied, not donated"

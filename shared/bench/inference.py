@@ -41,14 +41,6 @@ def decode_seconds(params, config: cfg.ModelConfig, batch: int, steps: int, max_
     return (time.perf_counter() - start) / steps
 
 
-def read_bandwidth(mbytes: int = 256) -> float:
-    """Best bytes/s of summing the rows of an array far larger than any cache: reading only,
-    as a decode step does (a copy also writes, into freshly allocated memory), with the
-    rows split over the cores (one long sum runs on one core)."""
-    x = jnp.ones((4096, mbytes * 2**20 // 4 // 4096), jnp.float32)  # [rows, columns]
-    return x.nbytes / timing.timeit(jax.jit(lambda x: x.sum(axis=1)), x, warmup=2, runs=5).min
-
-
 def run(args) -> None:
     chip = hardware.detect()
     accel = jax.devices()[0].platform != "cpu"
@@ -80,12 +72,11 @@ def run(args) -> None:
     max_len = 1024 if accel else 256
     weight_bytes = quant.matmul_bytes(inference.cast_params(params, jnp.dtype(big.dtype)))
     cache_bytes = inference.kv_bytes_per_token(big) * max_len
-    bw = chip.memory_bw if accel else max(chip.memory_bw, read_bandwidth())
+    bw = chip.read_bw  # a decode step only reads
     print(f"2. decode step, {model.param_count(params) / 1e6:.0f}M params ({big.dtype}), cache of {max_len}: "
           f"reads {weight_bytes / 1e6:,.0f} MB weights + {cache_bytes / 1e6:,.1f} MB cache per row")
-    if not accel:
-        print(f"   bandwidth: {bw / 1e9:,.1f} GB/s, the better of the calibrated copy and a read-only "
-              f"sum of 256 MiB (a step only reads)")
+    if chip.read_only_bw:
+        print(f"   bandwidth: {bw / 1e9:,.1f} GB/s, the calibrated read-only figure (a step only reads)")
     base = None
     for batch in (1, 2, 8):
         s = decode_seconds(params, big, batch, 10, max_len)

@@ -50,7 +50,7 @@ def collective_by_hand(x, ws, mesh):
 def strategy_rows(devices, sizes, dtype, chip, link_bw, model, runs) -> list[str]:
     B, E, L = sizes["B"], sizes["E"], sizes["L"]
     peak = chip.flops(dtype)
-    rows = [f"{'strategy':16s} {'mesh':>6s} {'step ms':>9s} {'GFLOP/dev':>9s} {'HLO MB/dev':>10s} "
+    rows = [f"{'strategy':17s} {'mesh':>6s} {'step ms':>9s} {'GFLOP/dev':>9s} {'HLO MB/dev':>10s} "
             f"{'model MB/dev':>12s} {'compute ms':>10s} {'comm ms':>8s}  collectives in the HLO"]
     variants = [(s, s) for s in sharding.STACK] + [("tp_gather", "collective matmul")]
     for strategy, label in variants:
@@ -67,7 +67,7 @@ def strategy_rows(devices, sizes, dtype, chip, link_bw, model, runs) -> list[str
         hlo_bytes = sum(c.bytes_sent for c in found)
         model_bytes = sum(c.bytes_sent for c in predicted)
         shape = f"{mesh.shape[sharding.DATA]}x{mesh.shape[sharding.MODEL]}"
-        rows.append(f"{label:16s} {shape:>6s} {t * 1e3:9.2f} {flops / 1e9:9.3f} {hlo_bytes / 1e6:10.2f} "
+        rows.append(f"{label:17s} {shape:>6s} {t * 1e3:9.2f} {flops / 1e9:9.3f} {hlo_bytes / 1e6:10.2f} "
                     f"{model_bytes / 1e6:12.2f} {flops / peak * 1e3:10.2f} "
                     f"{model_bytes / link_bw * 1e3:8.2f}  {collectives.summarize(found)}")
         del x, ws
