@@ -34,7 +34,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from tqdm.auto import tqdm
 
-from shared import checkpoint, data, devices, goodput, hardware, model, pipeline, sampling, sharding
+from shared import checkpoint, data, devices, goodput, hardware, host_memory, model, pipeline, sampling, sharding
 from shared import config as cfg
 
 
@@ -509,4 +509,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    host_memory.relaunch_with_huge_pages()  # the step's fresh temporaries fault 512x less often
     sys.exit(main())

@@ -3,8 +3,10 @@
 import argparse
 import importlib
 import pkgutil
+import sys
 
 import shared.bench
+from shared import host_memory
 
 
 def main(argv=None) -> None:
@@ -22,4 +24,6 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["train"]:
+        host_memory.relaunch_with_huge_pages()  # as python -m shared.train does (lesson 06)
     main()

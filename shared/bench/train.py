@@ -14,6 +14,7 @@ and the batch) + temporaries (activations kept for the backward pass, gradients)
 from __future__ import annotations
 
 import dataclasses
+import statistics
 import tempfile
 import time
 
@@ -21,7 +22,7 @@ import jax
 import numpy as np
 
 from shared import config as cfg
-from shared import hardware, model, train
+from shared import hardware, host_memory, model, train
 
 HELP = "training step tokens/s, MFU and peak memory (float32 / bf16, remat off / on) and goodput"
 
@@ -29,7 +30,7 @@ HELP = "training step tokens/s, MFU and peak memory (float32 / bf16, remat off /
 def add_arguments(parser) -> None:
     parser.add_argument("--preset", help="model preset (default: small on a CPU, 125m on an accelerator)")
     parser.add_argument("--steps", type=int, help="timed steps per setting after one untimed "
-                        "(default 3 on a CPU, 20 on an accelerator)")
+                        "(default 5 on a CPU, 20 on an accelerator)")
     parser.add_argument("--batch-size", type=int, help="sequences per step (default: the preset's on "
                         "a CPU, 8 on an accelerator, where float32 without remat must fit too)")
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], help="only this compute dtype (default both)")
@@ -52,14 +53,24 @@ def synthetic_batch(B: int, S: int, vocab: int) -> dict[str, jax.Array]:
 
 @dataclasses.dataclass(frozen=True)
 class Measurement:
-    seconds: float  # per step
+    seconds: float  # per step, the median of the timed steps
     compile_s: float
     peak_bytes: int  # arguments + temporaries of the compiled step
     temp_bytes: int  # temporaries alone: activations for the backward pass, gradients
+    faults: float | None  # minor page faults per step (None where the OS does not count them)
+
+
+def minor_faults() -> int | None:
+    """Minor page faults of this process so far: first touches of newly mapped memory."""
+    try:
+        import resource  # Unix only
+    except ImportError:
+        return None
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def measure(mc: cfg.ModelConfig, tc: cfg.TrainConfig, steps: int) -> Measurement:
-    """Compile the loop's step (make_step) and time `steps` steps after one untimed one."""
+    """Compile the loop's step (make_step) and time `steps` steps after one untimed one: the median."""
     state = train.init_state(mc, tc)
     batch = synthetic_batch(tc.batch_size, mc.seq_len, mc.vocab_size)
     start = time.perf_counter()
@@ -68,13 +79,17 @@ def measure(mc: cfg.ModelConfig, tc: cfg.TrainConfig, steps: int) -> Measurement
     memory = step.memory_analysis()
     state, metrics = step(state, batch)
     metrics["loss"].block_until_ready()
-    start = time.perf_counter()
-    for _ in range(steps):  # one stream of steps, as in training: dispatch overlaps compute
+    faults = minor_faults()
+    times = []
+    for _ in range(steps):  # each step waited for: a step is seconds long, the wait microseconds
+        start = time.perf_counter()
         state, metrics = step(state, batch)
-    metrics["loss"].block_until_ready()
-    seconds = (time.perf_counter() - start) / steps
-    return Measurement(seconds, compile_s, memory.argument_size_in_bytes + memory.temp_size_in_bytes,
-                       memory.temp_size_in_bytes)
+        metrics["loss"].block_until_ready()
+        times.append(time.perf_counter() - start)
+    faults = None if faults is None else (minor_faults() - faults) / steps
+    # The median: one step slowed by another process on a shared host does not move it.
+    return Measurement(statistics.median(times), compile_s, memory.argument_size_in_bytes + memory.temp_size_in_bytes,
+                       memory.temp_size_in_bytes, faults)
 
 
 def goodput_run(mc: cfg.ModelConfig, tc: cfg.TrainConfig, steps: int) -> dict[str, float]:
@@ -90,18 +105,21 @@ def run(args) -> None:
     name = args.preset or ("125m" if accelerator else "small")
     p = cfg.preset(name)
     tc = dataclasses.replace(p.train, batch_size=args.batch_size or (8 if accelerator else p.train.batch_size))
-    steps = args.steps or (20 if accelerator else 3)
+    steps = args.steps or (20 if accelerator else 5)
     chip = hardware.detect()  # on a CPU: calibrates the float32 and bfloat16 peaks now
     print(hardware.describe(chip))
+    if not accelerator:
+        print(f"huge pages for host buffers (shared.host_memory): "
+              f"{'on' if host_memory.huge_pages_on() else 'off'}")
     mc0 = dataclasses.replace(p.model, attention=args.attention or p.model.attention).validate()
     tokens = tc.batch_size * mc0.seq_len
     flops_per_step = model.train_flops_per_token(mc0) * tokens
     print(f"preset {name}: {model.matmul_param_count(mc0) / 1e6:.1f}M matmul parameters, batch "
           f"{tc.batch_size} x {mc0.seq_len} = {tokens:,} tokens, "
           f"{flops_per_step / 1e9:,.1f} model GFLOP per step; attention {mc0.attention}; "
-          f"{steps} timed steps per row\n")
+          f"{steps} timed steps per row, median shown\n")
     header = (f"{'compute':>9} {'remat':>7} {'step ms':>9} {'tokens/s':>10} {'GFLOP/s':>9} "
-              f"{'peak GF/s':>9} {'MFU':>6} {'peak MiB':>9} {'temp MiB':>9} {'compile s':>9}")
+              f"{'peak GF/s':>9} {'MFU':>6} {'peak MiB':>9} {'temp MiB':>9} {'compile s':>9} {'faults/step':>11}")
     print(header)
     print("-" * len(header))
     for dtype in [args.dtype] if args.dtype else ["float32", "bfloat16"]:
@@ -117,11 +135,13 @@ def run(args) -> None:
             mfu = f"{achieved / peak:6.1%}" if peak else f"{'?':>6}"
             print(f"{dtype:>9} {remat:>7} {m.seconds * 1e3:9.1f} {tokens / m.seconds:10,.0f} "
                   f"{achieved / 1e9:9,.1f} {(peak or 0) / 1e9:9,.0f} {mfu} "
-                  f"{m.peak_bytes / 2**20:9,.0f} {m.temp_bytes / 2**20:9,.0f} {m.compile_s:9.1f}")
+                  f"{m.peak_bytes / 2**20:9,.0f} {m.temp_bytes / 2**20:9,.0f} {m.compile_s:9.1f} "
+                  f"{'-' if m.faults is None else f'{m.faults:,.0f}':>11}")
     print("\nMFU counts the model's FLOPs only (6 per parameter per token + attention): remat's "
           "recomputed forward is extra work, so it lowers MFU while it cuts temporaries.\n"
           "peak MiB = arguments (parameters, AdamW moments, batch) + temporaries, from the "
-          "compiled step's memory analysis.")
+          "compiled step's memory analysis.\n"
+          "faults/step = minor page faults per step: first touches of memory the step allocated afresh.")
     goodput_steps = args.goodput_steps if args.goodput_steps is not None else (50 if accelerator else 6)
     if goodput_steps:
         mc = dataclasses.replace(mc0, dtype=args.dtype or mc0.dtype, remat=args.remat or "none")
