@@ -10,7 +10,6 @@ percentiles. All requests arrive at time 0, so latency includes queueing.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import time
 from dataclasses import dataclass

@@ -1,11 +1,9 @@
 """int8 weights: rounding bounds, the quantized matmuls against numpy, bytes saved, and quality."""
 
-import dataclasses
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 
 from shared import data, inference, model, quant, train
 from shared import config as cfg

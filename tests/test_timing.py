@@ -1,6 +1,5 @@
 """shared.timing.timeit waits for asynchronous work, skips warm-up, and can record a trace."""
 
-import time
 
 import jax.numpy as jnp
 

@@ -1,6 +1,5 @@
 """Checks for exercise 1.3 against a float64 numpy loop and the causality property."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 

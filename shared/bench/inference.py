@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from shared import config as cfg
-from shared import hardware, inference, model, quant, sampling, serve_bench, timing
+from shared import hardware, inference, model, quant, sampling, serve_bench
 
 HELP = "naive vs KV-cache decoding, decode MBU, continuous batching, paged KV, int8 weights"
 
