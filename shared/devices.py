@@ -14,12 +14,13 @@ localhost, each with 2 CPU devices, that compute one sharded sum together.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 import time
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import jax
 import numpy as np
@@ -131,33 +132,42 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@contextlib.contextmanager
+def started(commands: Sequence[Sequence[str]], env: dict[str, str] | None = None) -> Iterator[list[subprocess.Popen]]:
+    """Start every command at once, stdout and stderr captured together as text; on leaving
+    the block (finished, failed or timed out) kill whichever are still running."""
+    procs = [subprocess.Popen(list(c), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+             for c in commands]
+    try:
+        yield procs
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
 def launch_local(num_processes: int = 2, local_devices: int = 2, timeout_s: float = 60) -> list[str]:
     """Run the demo below as num_processes processes on localhost; return each one's result line.
 
     Every process is killed if the job has not finished within timeout_s.
     """
     coordinator = f"localhost:{free_port()}"
-    procs = [subprocess.Popen(
-        [sys.executable, "-m", "shared.devices", "--coordinator", coordinator,
-         "--num-processes", str(num_processes), "--process-id", str(i),
-         "--local-devices", str(local_devices)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(num_processes)]
+    commands = [[sys.executable, "-m", "shared.devices", "--coordinator", coordinator,
+                 "--num-processes", str(num_processes), "--process-id", str(i),
+                 "--local-devices", str(local_devices)] for i in range(num_processes)]
     deadline = time.monotonic() + timeout_s
     results = []
-    try:
-        for i, p in enumerate(procs):
-            out, _ = p.communicate(timeout=max(deadline - time.monotonic(), 0.1))
-            lines = out.strip().splitlines() or [""]
-            if p.returncode:
-                raise DeviceSetupError(f"process {i} exited with {p.returncode}: {lines[-1]}")
-            results.append(next((l for l in lines if l.startswith("process ")), lines[-1]))
-    except subprocess.TimeoutExpired:
-        raise DeviceSetupError(f"the {num_processes} processes did not finish in {timeout_s:.0f} s") from None
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+    with started(commands) as procs:
+        try:
+            for i, p in enumerate(procs):
+                out, _ = p.communicate(timeout=max(deadline - time.monotonic(), 0.1))
+                lines = out.strip().splitlines() or [""]
+                if p.returncode:
+                    raise DeviceSetupError(f"process {i} exited with {p.returncode}: {lines[-1]}")
+                results.append(next((l for l in lines if l.startswith("process ")), lines[-1]))
+        except subprocess.TimeoutExpired:
+            raise DeviceSetupError(f"the {num_processes} processes did not finish in {timeout_s:.0f} s") from None
     return results
 
 

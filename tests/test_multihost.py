@@ -37,21 +37,15 @@ def final_losses(output: str) -> list[float]:
 
 def run_all(commands, deadline):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-             for c in commands]
     outputs = []
-    try:
-        for p in procs:
-            out, _ = p.communicate(timeout=max(deadline - time.monotonic(), 1))
-            assert p.returncode == 0, f"exit {p.returncode}: {out.strip().splitlines()[-1:]}"
-            outputs.append(out)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"the runs did not finish within {TIMEOUT_S} s")
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+    with devices.started(commands, env) as procs:
+        try:
+            for p in procs:
+                out, _ = p.communicate(timeout=max(deadline - time.monotonic(), 1))
+                assert p.returncode == 0, f"exit {p.returncode}: {out.strip().splitlines()[-1:]}"
+                outputs.append(out)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the runs did not finish within {TIMEOUT_S} s")
     return outputs
 
 
