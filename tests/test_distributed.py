@@ -3,6 +3,7 @@
 import re
 import sys
 
+import jax
 import numpy as np
 import pytest
 
@@ -11,6 +12,7 @@ from shared.devices import DeviceSetupError
 
 
 def test_simulate_devices_after_start():
+    jax.devices()  # start the backends, whichever tests ran before this one
     devices.simulate_cpu_devices(8)  # what conftest asked for: fine again
     with pytest.raises(DeviceSetupError, match=r"already started with 8 CPU device\(s\)") as e:
         devices.simulate_cpu_devices(4)
