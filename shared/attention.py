@@ -8,6 +8,7 @@ Every implementation returns [B, S, H, D] in q's dtype, accumulated in float32.
 Every query may attend at least to its own position, so no softmax row is empty.
 
     reference  scores, mask, softmax, weighted sum: the readable oracle; [S, T] memory
+    dense      the same [S, T] scores, head-major, with a hand-written backward: the fast default on a CPU
     blockwise  online softmax over blocks in plain JAX, forward and backward; memory linear in S
     pallas     a flash-attention kernel (shared.flash_pallas) with the blockwise backward
     xla        jax.nn.dot_product_attention, the library baseline (its XLA path)
@@ -56,6 +57,64 @@ def reference(q, k, v, *, causal=True, segment_ids=None, scale=None):
     out = jnp.einsum("BKGST,BTKD->BSKGD", weights.astype(v.dtype), v,
                      preferred_element_type=jnp.float32)
     return out.reshape(B, S, H, D).astype(q.dtype)  # [B, S, H, D]
+
+
+# --- dense: the reference's [S, T] scores, with a hand-written backward ----------------------
+
+def _dense_forward(q, k, v, segment_ids, causal, scale):
+    """Output [B, S, H, D] and what the backward pass keeps: head-major q, k, v, the softmax
+    weights p [B, K, G, S, T] and the float32 output [B, K, G, S, D]."""
+    B, S, H, D = q.shape
+    T, K = k.shape[1], k.shape[2]
+    qh = jnp.einsum("BSKGD->BKGSD", q.reshape(B, S, K, H // K, D))  # [B, K, G, S, D]
+    kh, vh = jnp.einsum("BTKD->BKTD", k), jnp.einsum("BTKD->BKTD", v)  # [B, K, T, D]
+    s = jnp.einsum("BKGSD,BKTD->BKGST", qh, kh, preferred_element_type=jnp.float32) * scale
+    allowed = mask(S, T, causal=causal, segment_ids=segment_ids)[:, None, None]  # [B or 1, 1, 1, S, T]
+    s = jnp.where(allowed, s, MASKED)  # every row keeps its own position, so its max is finite
+    p = jnp.exp(s - s.max(axis=-1, keepdims=True))
+    p = p / p.sum(axis=-1, keepdims=True)  # masked weights are exp(MASKED - max) = 0 exactly
+    oh = jnp.einsum("BKGST,BKTD->BKGSD", p.astype(v.dtype), vh, preferred_element_type=jnp.float32)
+    out = jnp.einsum("BKGSD->BSKGD", oh).reshape(B, S, H, D).astype(q.dtype)
+    return out, (qh, kh, vh, p, oh)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5))
+def _dense(q, k, v, segment_ids, causal, scale):
+    return _dense_forward(q, k, v, segment_ids, causal, scale)[0]
+
+
+def _dense_bwd(causal, scale, saved, d_out):
+    """The blockwise backward's formulas on the whole [S, T] at once (see _blockwise_backward)."""
+    qh, kh, vh, p, oh = saved
+    B, K, G, S, D = qh.shape
+    doh = jnp.einsum("BSKGD->BKGSD", d_out.reshape(B, S, K, G, D))  # [B, K, G, S, D]
+    dv = jnp.einsum("BKGST,BKGSD->BKTD", p.astype(doh.dtype), doh, preferred_element_type=jnp.float32)
+    dp = jnp.einsum("BKGSD,BKTD->BKGST", doh, vh, preferred_element_type=jnp.float32)
+    delta = jnp.sum(doh.astype(jnp.float32) * oh, axis=-1, keepdims=True)  # [B, K, G, S, 1]
+    ds = (p * (dp - delta) * scale).astype(qh.dtype)  # d(loss)/d(q.k); 0 where masked
+    dq = jnp.einsum("BKGST,BKTD->BKGSD", ds, kh, preferred_element_type=jnp.float32)
+    dk = jnp.einsum("BKGST,BKGSD->BKTD", ds, qh, preferred_element_type=jnp.float32)
+    # Back to the callers' layouts only now: every matmul above stays head-major.
+    dq = jnp.einsum("BKGSD->BSKGD", dq).reshape(B, S, K * G, D)
+    dk, dv = jnp.einsum("BKTD->BTKD", dk), jnp.einsum("BKTD->BTKD", dv)
+    return dq.astype(qh.dtype), dk.astype(kh.dtype), dv.astype(vh.dtype), None
+
+
+_dense.defvjp(lambda q, k, v, seg, causal, scale: _dense_forward(q, k, v, seg, causal, scale),
+              _dense_bwd)
+
+
+def dense(q, k, v, *, causal=True, segment_ids=None, scale=None):
+    """The reference's arithmetic in a head-major layout, with a hand-written backward.
+
+    The same [S, T] scores as the reference, so memory is quadratic in S; but autodiff of
+    the reference keeps several [S, T] intermediates and transposes them between the
+    [B, S, H, D] and [B, H, S, T] layouts, while this keeps only the softmax weights and
+    runs every matmul in the head-major layout. On a CPU that made the `small` preset's
+    training step faster than with the reference (lesson 06).
+    """
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
+    return _dense(q, k, v, segment_ids, causal, scale)
 
 
 # --- blockwise: the flash-attention schedule in plain JAX ------------------------------------
@@ -296,7 +355,7 @@ def xla(q, k, v, *, causal=True, segment_ids=None, scale=None):
     return jax.nn.dot_product_attention(q, k, v, scale=scale, mask=allowed)
 
 
-IMPLEMENTATIONS = {"reference": reference, "blockwise": blockwise, "pallas": pallas, "xla": xla}
+IMPLEMENTATIONS = {"reference": reference, "dense": dense, "blockwise": blockwise, "pallas": pallas, "xla": xla}
 
 
 def attention(q, k, v, *, causal: bool = True, segment_ids=None, impl: str = "reference",

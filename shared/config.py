@@ -32,7 +32,7 @@ class ModelConfig:
     n_kv_heads: int = 0  # K key/value heads; 0 means n_heads (plain multi-head attention)
     d_ff: int = 1536  # MLP width F, 4 * d_model as in GPT-2
     rope_base: float = 10000.0  # rotary position base; larger spreads the slowest frequencies further
-    attention: str = "reference"  # implementation name in shared.attention
+    attention: str = "dense"  # implementation name in shared.attention (reference is the readable oracle)
     dtype: str = "float32"  # compute dtype of matmuls; parameters stay float32
     remat: str = "none"  # what the backward pass recomputes: none, full, or everything but matmuls
 

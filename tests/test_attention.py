@@ -30,6 +30,7 @@ CASES = {
 }
 # Small blocks, so that every case crosses several query and key blocks.
 IMPLS = {
+    "dense": attn_lib.dense,
     "blockwise": functools.partial(attn_lib.blockwise, block_q=16, block_k=32),
     "pallas": attn_lib.pallas,  # blocks 128 x 64: several key blocks once T >= 128
     "xla": attn_lib.xla,
@@ -199,7 +200,7 @@ def train_losses(impl: str, steps: int = 3) -> list[float]:
 def test_model_trains_with_each_impl_to_the_same_losses():
     want = train_losses("reference")
     assert want[-1] < want[0] - 0.5, f"reference: loss did not fall over 3 Adam steps: {want}"
-    for impl in ("blockwise", "pallas", "xla"):
+    for impl in ("dense", "blockwise", "pallas", "xla"):
         got = train_losses(impl)
         # float32 attention differs by ~1e-6; three Adam steps of lr 1e-2 amplify it a little.
         assert np.allclose(got, want, rtol=0, atol=1e-4), \
