@@ -107,11 +107,29 @@ def test_remat_gives_the_same_gradients_and_saves_memory():
     assert temp["full"] <= temp["matmuls"], f"saving matmul outputs cannot need less than saving none: {temp}"
 
 
-def test_gelu_matches_jax_and_its_derivative():
+def test_gelu_and_slope_match_jax():
     x = jnp.linspace(-6, 6, 101)
-    np.testing.assert_array_equal(model.gelu(x), jax.nn.gelu(x), "forward must equal jax.nn.gelu")
-    got, want = jax.vmap(jax.grad(model.gelu))(x), jax.vmap(jax.grad(jax.nn.gelu))(x)
-    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg="hand-written GELU derivative")
+    h, slope = model.gelu_and_slope(x)
+    np.testing.assert_allclose(h, jax.nn.gelu(x), rtol=1e-6, atol=1e-7, err_msg="GELU values")
+    np.testing.assert_allclose(slope, jax.vmap(jax.grad(jax.nn.gelu))(x), rtol=1e-5, atol=1e-6,
+                               err_msg="hand-written GELU derivative")
+
+
+def test_mlp_backward_matches_autodiff():
+    kx, ku, kd, kg = jax.random.split(jax.random.key(3), 4)
+    x, dy = jax.random.normal(kx, (2, 5, 8)), jax.random.normal(kg, (2, 5, 8))
+    w_up, w_down = jax.random.normal(ku, (8, 12)) * 0.3, jax.random.normal(kd, (12, 8)) * 0.3
+
+    def plain(x, w_up, w_down):  # the formula, differentiated by JAX
+        return jnp.einsum("BSF,FE->BSE", jax.nn.gelu(jnp.einsum("BSE,EF->BSF", x, w_up)), w_down)
+
+    np.testing.assert_allclose(model.mlp(x, w_up, w_down), plain(x, w_up, w_down), rtol=1e-5,
+                               atol=1e-6, err_msg="MLP forward")
+    got = jax.vjp(model.mlp, x, w_up, w_down)[1](dy)
+    want = jax.vjp(plain, x, w_up, w_down)[1](dy)
+    for name, g, w in zip(("dx", "d_up", "d_down"), got, want):
+        assert g.shape == w.shape, f"{name}: shape {g.shape}, autodiff gives {w.shape}"
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5, err_msg=f"hand-written MLP backward: {name}")
 
 
 def test_mixed_precision_trains():
