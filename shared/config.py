@@ -33,7 +33,7 @@ class ModelConfig:
     d_ff: int = 1536  # MLP width F, 4 * d_model as in GPT-2
     rope_base: float = 10000.0  # rotary position base; larger spreads the slowest frequencies further
     attention: str = "dense"  # implementation name in shared.attention (reference is the readable oracle)
-    dtype: str = "float32"  # compute dtype of matmuls; parameters stay float32
+    dtype: str = "float32"  # compute dtype of matmuls (summed in float32); parameters stay float32
     remat: str = "none"  # what the backward pass recomputes: none, full, or everything but matmuls
 
     @property

@@ -138,15 +138,24 @@ def rope(x: jax.Array, positions: jax.Array, base: float) -> jax.Array:
     return rotated.astype(x.dtype)
 
 
+def matmul(spec: str, x: jax.Array, w: jax.Array) -> jax.Array:
+    """jnp.einsum(spec, x, w) summed in float32 and returned in x's dtype.
+
+    With bfloat16 inputs a float32 sum is the accurate choice, and on a CPU the fast
+    one too: XLA's CPU matmuls that return bfloat16 ran no faster than float32 ones.
+    """
+    return jnp.einsum(spec, x, w, preferred_element_type=jnp.float32).astype(x.dtype)
+
+
 def attention_block(x, p, positions, segment_ids, config: ModelConfig):
     """Causal self-attention of one layer. x: [B, S, E] -> [B, S, E]."""
-    q = constrain(jnp.einsum("BSE,EHD->BSHD", x, p["wq"]), "batch", "sequence", "heads", None)
-    k = constrain(jnp.einsum("BSE,EKD->BSKD", x, p["wk"]), "batch", "sequence", "kv_heads", None)
-    v = constrain(jnp.einsum("BSE,EKD->BSKD", x, p["wv"]), "batch", "sequence", "kv_heads", None)
+    q = constrain(matmul("BSE,EHD->BSHD", x, p["wq"]), "batch", "sequence", "heads", None)
+    k = constrain(matmul("BSE,EKD->BSKD", x, p["wk"]), "batch", "sequence", "kv_heads", None)
+    v = constrain(matmul("BSE,EKD->BSKD", x, p["wv"]), "batch", "sequence", "kv_heads", None)
     q, k = rope(q, positions, config.rope_base), rope(k, positions, config.rope_base)
     out = attn_lib.attention(q, k, v, causal=True, segment_ids=segment_ids,
                              impl=config.attention)  # [B, S, H, D]
-    return jnp.einsum("BSHD,HDE->BSE", out, p["wo"])
+    return matmul("BSHD,HDE->BSE", out, p["wo"])
 
 
 def gelu_and_slope(x: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -170,19 +179,23 @@ def mlp(x: jax.Array, w_up: jax.Array, w_down: jax.Array) -> jax.Array:
 
 
 def _mlp_forward(x, w_up, w_down):
-    pre = constrain(jnp.einsum("BSE,EF->BSF", x, w_up), "batch", "sequence", "mlp")
-    h, slope = gelu_and_slope(pre)  # the backward pass keeps these two [B, S, F]
-    return jnp.einsum("BSF,FE->BSE", h, w_down), (x, h, slope, w_up, w_down)
+    pre = jnp.einsum("BSE,EF->BSF", x, w_up, preferred_element_type=jnp.float32)
+    h, slope = gelu_and_slope(constrain(pre, "batch", "sequence", "mlp"))  # in float32
+    h, slope = h.astype(x.dtype), slope.astype(x.dtype)  # the two [B, S, F] the backward keeps
+    return matmul("BSF,FE->BSE", h, w_down), (x, h, slope, w_up, w_down)
 
 
 def _mlp_backward(saved, dy):
     x, h, slope, w_up, w_down = saved
-    dpre = constrain(jnp.einsum("BSE,FE->BSF", dy, w_down) * slope, "batch", "sequence", "mlp")
+    dpre = jnp.einsum("BSE,FE->BSF", dy, w_down, preferred_element_type=jnp.float32) * slope
+    dpre = constrain(dpre.astype(x.dtype), "batch", "sequence", "mlp")  # gradient before the GELU
     # A weight gradient sums over all B * S tokens, so one operand must be transposed:
-    # x and dy ([B, S, E]) are 4x smaller than dpre and h ([B, S, F]).
-    d_up = jnp.einsum("EBS,BSF->EF", jnp.einsum("BSE->EBS", x), dpre)
-    d_down = jnp.einsum("EBS,BSF->EF", jnp.einsum("BSE->EBS", dy), h).T  # [E, F] -> [F, E]
-    return jnp.einsum("BSF,EF->BSE", dpre, w_up), d_up, d_down
+    # x and dy ([B, S, E]) are 4x smaller than dpre and h ([B, S, F]). The barrier keeps
+    # XLA from folding the final [E, F] -> [F, E] transpose into the matmul, which would
+    # move the transpose onto h (and, in bfloat16 on a CPU, has no kernel).
+    d_up = matmul("EBS,BSF->EF", jnp.einsum("BSE->EBS", x), dpre)
+    d_down = jax.lax.optimization_barrier(matmul("EBS,BSF->EF", jnp.einsum("BSE->EBS", dy), h)).T
+    return matmul("BSF,EF->BSE", dpre, w_up), d_up, d_down
 
 
 mlp.defvjp(_mlp_forward, _mlp_backward)
