@@ -8,7 +8,7 @@ Every implementation returns [B, S, H, D] in q's dtype, accumulated in float32.
 Every query may attend at least to its own position, so no softmax row is empty.
 
     reference  scores, mask, softmax, weighted sum: the readable oracle; [S, T] memory
-    dense      the same [S, T] scores, head-major, with a hand-written backward: the fast default on a CPU
+    dense      the same [S, T] scores, head-major, with a hand-written backward: the model's default
     blockwise  online softmax over blocks in plain JAX, forward and backward; memory linear in S
     pallas     a flash-attention kernel (shared.flash_pallas) with the blockwise backward
     xla        jax.nn.dot_product_attention, the library baseline (its XLA path)
@@ -100,8 +100,7 @@ def _dense_bwd(causal, scale, saved, d_out):
     return dq.astype(qh.dtype), dk.astype(kh.dtype), dv.astype(vh.dtype), None
 
 
-_dense.defvjp(lambda q, k, v, seg, causal, scale: _dense_forward(q, k, v, seg, causal, scale),
-              _dense_bwd)
+_dense.defvjp(_dense_forward, _dense_bwd)
 
 
 def dense(q, k, v, *, causal=True, segment_ids=None, scale=None):
@@ -110,8 +109,9 @@ def dense(q, k, v, *, causal=True, segment_ids=None, scale=None):
     The same [S, T] scores as the reference, so memory is quadratic in S; but autodiff of
     the reference keeps several [S, T] intermediates and transposes them between the
     [B, S, H, D] and [B, H, S, T] layouts, while this keeps only the softmax weights and
-    runs every matmul in the head-major layout. On a CPU that made the `small` preset's
-    training step faster than with the reference (lesson 06).
+    runs every matmul in the head-major layout. That made the training step 1.2x faster
+    than with the reference at the `small` preset on a CPU, and 1.3x at `125m` on an H100
+    (lesson 06).
     """
     scale = q.shape[-1] ** -0.5 if scale is None else scale
     return _dense(q, k, v, segment_ids, causal, scale)
@@ -355,7 +355,8 @@ def xla(q, k, v, *, causal=True, segment_ids=None, scale=None):
     return jax.nn.dot_product_attention(q, k, v, scale=scale, mask=allowed)
 
 
-IMPLEMENTATIONS = {"reference": reference, "dense": dense, "blockwise": blockwise, "pallas": pallas, "xla": xla}
+IMPLEMENTATIONS = {"reference": reference, "dense": dense, "blockwise": blockwise, "pallas": pallas,
+                   "xla": xla}
 
 
 def attention(q, k, v, *, causal: bool = True, segment_ids=None, impl: str = "reference",
