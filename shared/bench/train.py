@@ -60,15 +60,6 @@ class Measurement:
     faults: float | None  # minor page faults per step (None where the OS does not count them)
 
 
-def minor_faults() -> int | None:
-    """Minor page faults of this process so far: first touches of newly mapped memory."""
-    try:
-        import resource  # Unix only
-    except ImportError:
-        return None
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-
-
 def measure(mc: cfg.ModelConfig, tc: cfg.TrainConfig, steps: int) -> Measurement:
     """Compile the loop's step (make_step) and time `steps` steps after one untimed one: the median."""
     state = train.init_state(mc, tc)
@@ -79,14 +70,14 @@ def measure(mc: cfg.ModelConfig, tc: cfg.TrainConfig, steps: int) -> Measurement
     memory = step.memory_analysis()
     state, metrics = step(state, batch)
     metrics["loss"].block_until_ready()
-    faults = minor_faults()
+    faults = host_memory.minor_faults()
     times = []
     for _ in range(steps):  # each step waited for: a step is seconds long, the wait microseconds
         start = time.perf_counter()
         state, metrics = step(state, batch)
         metrics["loss"].block_until_ready()
         times.append(time.perf_counter() - start)
-    faults = None if faults is None else (minor_faults() - faults) / steps
+    faults = None if faults is None else (host_memory.minor_faults() - faults) / steps
     # The median: one step slowed by another process on a shared host does not move it.
     return Measurement(statistics.median(times), compile_s, memory.argument_size_in_bytes + memory.temp_size_in_bytes,
                        memory.temp_size_in_bytes, faults)
