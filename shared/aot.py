@@ -54,7 +54,7 @@ _START = """
 import json, sys, time
 t0 = time.perf_counter()
 import jax, jax.numpy as jnp, numpy as np
-from shared import aot, config, model, train
+from shared import aot, config, model
 if sys.argv[1] != "-":
     aot.enable_persistent_cache(sys.argv[1])
 t_import = time.perf_counter() - t0
@@ -63,7 +63,7 @@ cfg = config.preset(sys.argv[2]).model
 params = jax.eval_shape(lambda: model.init(cfg, jax.random.key(0)))  # shapes only: nothing to compile
 tokens = jax.ShapeDtypeStruct((int(sys.argv[3]), cfg.seq_len), jnp.int32)
 t2 = time.perf_counter()
-grad = jax.value_and_grad(train.loss_fn)
+grad = jax.value_and_grad(model.loss_fn)
 step = jax.jit(grad, static_argnums=3).lower(params, tokens, tokens, cfg).compile()
 t_compile = time.perf_counter() - t2
 params, tokens = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), (params, tokens))
@@ -79,7 +79,7 @@ def timed_start(cache_dir: str | os.PathLike | None, *, preset: str = "tiny",
     """Seconds a fresh Python process spends getting a model's training step ready.
 
     Starts `python -c ...` that imports JAX, compiles value_and_grad of the `preset`
-    model's loss (shared.train.loss_fn) for [batch, seq_len] tokens and runs it once
+    model's loss (shared.model.loss_fn) for [batch, seq_len] tokens and runs it once
     on zeros; with cache_dir, the persistent cache is on in that process. Returns
     seconds for import, compile, first step, and process (the child's whole wall
     time, interpreter start and exit included).

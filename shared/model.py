@@ -243,3 +243,32 @@ def forward(params: dict, tokens: jax.Array, config: ModelConfig, *,
     logits = jnp.einsum("BSE,EV->BSV", x, cast(params["unembed"]),
                         preferred_element_type=jnp.float32)
     return constrain(logits, "batch", "sequence", "vocab")
+
+
+# ---- the loss, beside the model it scores ----
+
+def loss_sums(params: dict, batch: dict, config: ModelConfig) -> tuple[jax.Array, jax.Array]:
+    """(sum of weight * cross-entropy, sum of weights) over a batch of [B, S] arrays:
+    inputs, targets, and optionally positions, segment_ids and weights (default 1).
+
+    Sums rather than a mean, so that micro-batches add up to exactly the big batch.
+    """
+    logits = forward(params, batch["inputs"], config, positions=batch.get("positions"),
+                     segment_ids=batch.get("segment_ids"))  # [B, S, V] float32
+    logprobs = jax.nn.log_softmax(logits, axis=-1)
+    nll = -jnp.take_along_axis(logprobs, batch["targets"][..., None], axis=-1)[..., 0]  # [B, S]
+    weights = batch.get("weights")
+    if weights is None:
+        return nll.sum(), jnp.asarray(nll.size, jnp.float32)
+    return (nll * weights).sum(), weights.sum()
+
+
+def loss_fn(params: dict, tokens: jax.Array, targets: jax.Array, config: ModelConfig, *,
+            positions: jax.Array | None = None, segment_ids: jax.Array | None = None,
+            weights: jax.Array | None = None) -> jax.Array:
+    """Mean cross-entropy in nats of targets [B, S] under the model's logits, over the
+    targets whose weight is 1 (all of them when weights is None)."""
+    batch = {"inputs": tokens, "targets": targets, "positions": positions,
+             "segment_ids": segment_ids, "weights": weights}
+    total, count = loss_sums(params, {k: v for k, v in batch.items() if v is not None}, config)
+    return total / count

@@ -146,10 +146,10 @@ class Comparison:
 def compare(params: dict, config: ModelConfig, val_tokens: np.ndarray, *, batches: int = 4,
             batch_size: int = 8, seed: int = 0) -> Comparison:
     """Bytes and validation loss of the float model and its int8 version on the same batches."""
-    from shared import data, train  # train imports optax; keep this module light
+    from shared import data, model
 
     qparams = quantize_params(params)
-    loss = jax.jit(train.loss_fn, static_argnums=3)
+    loss = jax.jit(model.loss_fn, static_argnums=3)
     xs = [data.batch(val_tokens, batch_size, config.seq_len, seed, step=i) for i in range(batches)]
     mean_loss = lambda p: float(np.mean([loss(p, x, y, config) for x, y in xs]))
     return Comparison(nbytes(params), nbytes(qparams), mean_loss(params),

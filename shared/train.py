@@ -46,33 +46,6 @@ class NonFiniteError(RunError):
     """The loss or a gradient became NaN or infinite."""
 
 
-def loss_sums(params: dict, batch: dict, config: cfg.ModelConfig) -> tuple[jax.Array, jax.Array]:
-    """(sum of weight * cross-entropy, sum of weights) over a batch of [B, S] arrays:
-    inputs, targets, and optionally positions, segment_ids and weights (default 1).
-
-    Sums rather than a mean, so that micro-batches add up to exactly the big batch.
-    """
-    logits = model.forward(params, batch["inputs"], config, positions=batch.get("positions"),
-                           segment_ids=batch.get("segment_ids"))  # [B, S, V] float32
-    logprobs = jax.nn.log_softmax(logits, axis=-1)
-    nll = -jnp.take_along_axis(logprobs, batch["targets"][..., None], axis=-1)[..., 0]  # [B, S]
-    weights = batch.get("weights")
-    if weights is None:
-        return nll.sum(), jnp.asarray(nll.size, jnp.float32)
-    return (nll * weights).sum(), weights.sum()
-
-
-def loss_fn(params: dict, tokens: jax.Array, targets: jax.Array, config: cfg.ModelConfig, *,
-            positions: jax.Array | None = None, segment_ids: jax.Array | None = None,
-            weights: jax.Array | None = None) -> jax.Array:
-    """Mean cross-entropy in nats of targets [B, S] under the model's logits, over the
-    targets whose weight is 1 (all of them when weights is None)."""
-    batch = {"inputs": tokens, "targets": targets, "positions": positions,
-             "segment_ids": segment_ids, "weights": weights}
-    total, count = loss_sums(params, {k: v for k, v in batch.items() if v is not None}, config)
-    return total / count
-
-
 def learning_rate(tc: cfg.TrainConfig) -> optax.Schedule:
     """Linear warmup to tc.lr, then cosine decay to tc.lr * tc.min_lr_ratio at tc.steps."""
     return optax.warmup_cosine_decay_schedule(
@@ -149,7 +122,7 @@ def _step_fn(mc: cfg.ModelConfig, tc: cfg.TrainConfig, placement: Placement):
     scan adds up: only one micro-batch's activations are alive at a time.
     """
     opt = optimizer(tc)
-    grad_sums = jax.value_and_grad(loss_sums, has_aux=True)  # ((sum, count), grads of sum)
+    grad_sums = jax.value_and_grad(model.loss_sums, has_aux=True)  # ((sum, count), grads of sum)
     constraint = placement.constraint()
 
     def gradients(params, batch):
@@ -228,7 +201,7 @@ def make_eval(mc: cfg.ModelConfig, tc: cfg.TrainConfig, val, placement: Placemen
         batches = [dict(zip(("inputs", "targets"), data.batch(val, tc.batch_size, mc.seq_len,
                                                               tc.seed, step=i)))
                    for i in range(tc.eval_batches)]
-    sums = jax.jit(loss_sums, static_argnums=2)
+    sums = jax.jit(model.loss_sums, static_argnums=2)
 
     def evaluate(params) -> float:
         parts = [sums(params, b, mc) for b in batches]

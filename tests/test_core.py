@@ -102,7 +102,7 @@ def test_causality():
 def test_loss_at_init_is_near_uniform():
     params = model.init(MICRO, jax.random.key(0))
     x = jax.random.randint(jax.random.key(1), (4, MICRO.seq_len), 0, 256)
-    loss = float(train.loss_fn(params, x, jnp.roll(x, -1, axis=1), MICRO))
+    loss = float(model.loss_fn(params, x, jnp.roll(x, -1, axis=1), MICRO))
     # Small init makes logits near 0, so the loss is near ln(256) = 5.545; 0.1 allows their spread.
     assert abs(loss - math.log(256)) < 0.1, f"loss at init {loss:.3f}, expected ln 256 = 5.545 +- 0.1"
 

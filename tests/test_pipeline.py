@@ -60,7 +60,7 @@ def test_loss_ignores_padding_and_document_ends():
     assert b["weights"].sum() == 11 + 8, "12- and 9-token documents have 11 + 8 next-token targets"
     params = model.init(MC, jax.random.key(1))
     args = {k: jnp.asarray(b[k]) for k in ("positions", "segment_ids", "weights")}
-    loss = float(train.loss_fn(params, b["inputs"], b["targets"], MC, **args))
+    loss = float(model.loss_fn(params, b["inputs"], b["targets"], MC, **args))
     logits = np.asarray(model.forward(params, jnp.asarray(b["inputs"]), MC, positions=b["positions"],
                                       segment_ids=b["segment_ids"]), np.float64)[0]
     logprobs = logits - np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1, keepdims=True)) \
@@ -70,7 +70,7 @@ def test_loss_ignores_padding_and_document_ends():
     assert abs(loss - want) < 1e-5, f"loss {loss} vs mean over the 19 real targets {want} (float32)"
     garbage = b["targets"].copy()
     garbage[0, ~real] = 77  # whatever the padding's targets are, the loss must not change
-    again = float(train.loss_fn(params, b["inputs"], garbage, MC, **args))
+    again = float(model.loss_fn(params, b["inputs"], garbage, MC, **args))
     assert again == loss, f"changing padding targets changed the loss: {loss} -> {again}"
 
 

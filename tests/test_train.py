@@ -96,7 +96,7 @@ def test_remat_gives_the_same_gradients_and_saves_memory():
     grads, temp = {}, {}
     for remat in ("none", "full", "matmuls"):
         c = dataclasses.replace(mc, remat=remat)
-        grad = jax.jit(jax.grad(lambda p: train.loss_fn(p, batch["inputs"], batch["targets"], c)))
+        grad = jax.jit(jax.grad(lambda p: model.loss_fn(p, batch["inputs"], batch["targets"], c)))
         compiled = grad.lower(params).compile()
         grads[remat], temp[remat] = compiled(params), compiled.memory_analysis().temp_size_in_bytes
     for remat in ("full", "matmuls"):
@@ -156,7 +156,7 @@ def test_nan_check_names_the_step_and_a_bad_gradient():
     with pytest.raises(train.NonFiniteError, match=r"step 7: loss nan.*first non-finite gradient: (\S+)") as e:
         train.check_finite(metrics, names, 7)
     named = str(e.value).rsplit(": ", 1)[1]
-    grads = dict(zip(names, jax.tree.leaves(jax.grad(lambda p: train.loss_fn(
+    grads = dict(zip(names, jax.tree.leaves(jax.grad(lambda p: model.loss_fn(
         p, batch["inputs"], batch["targets"], MICRO))(params))))
     assert not np.isfinite(grads[named]).all(), f"{named} was named but its gradient is finite"
     assert all(np.isfinite(grads[n]).all() for n in names[:names.index(named)]), "not the first bad one"

@@ -50,7 +50,7 @@ def test_fsdp_spec(answers):
     # Oracle: the unsharded gradient. The same gradient with the parameters split by these
     # specs (and the batch split over "data") must agree: FSDP changes where, not what.
     tokens = np.random.default_rng(0).integers(0, 256, (8, 17), dtype=np.int32)
-    grad = jax.grad(lambda p, x, y: train.loss_fn(p, x, y, mc))
+    grad = jax.grad(lambda p, x, y: model.loss_fn(p, x, y, mc))
     want = jax.jit(grad)(state["params"], tokens[:, :-1], tokens[:, 1:])
     params_sh = jax.tree.unflatten(jax.tree.structure(state["params"]),
                                    [NamedSharding(mesh, P(*s)) for s in specs])
