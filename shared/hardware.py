@@ -15,7 +15,8 @@ import jax.numpy as jnp
 
 from shared.timing import in_place, timeit
 
-GB = 1e9
+GB = 1e9  # a decimal gigabyte, as NVIDIA and most Cloud TPU pages quote memory
+GiB = 2**30  # a binary gibibyte, as the Cloud TPU v4 and v5p pages quote it
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,7 @@ class Chip:
     name: str
     peak_flops: dict[str, float | None]  # by compute dtype: "bfloat16", "float32", "int8"
     memory_bw: float | None  # bytes/s read + written between the chip and its main memory (HBM or DRAM)
-    memory_bytes: float | None = None
+    memory_bytes: float | None = None  # bytes of main memory (HBM), written N * GB or N * GiB as quoted
     link_bw: float | None = None  # bytes/s one way over one chip-to-chip link
     source: str = ""
     measured: bool = False  # True when the figures come from calibration on this machine
@@ -47,24 +48,36 @@ class Chip:
         return peak / self.memory_bw if peak and self.memory_bw else None
 
 
-# Dense peaks as published; see ../shared/reference/hardware.md of the course's sources.
+# Dense peaks as published: the vendor's datasheet or Cloud TPU page that each row names in
+# `source` (per-link figures from jax-ml/scaling-book, "How to Scale Your Model", chapters
+# on TPUs and GPUs). Memory sizes are bytes, written in the unit the source quotes: Google
+# gives v4 and v5p in GiB, v5e and v6e in GB, NVIDIA gives GB.
 CHIPS: dict[str, Chip] = {
-    "TPU v4": Chip("TPU v4", {"bfloat16": 2.75e14, "int8": 2.75e14}, 1.2e12, 32 * 2**30, 4.5e10,
-                   "cloud.google.com/tpu/docs/v4; jax-ml/scaling-book"),
-    "TPU v5e": Chip("TPU v5e", {"bfloat16": 1.97e14, "int8": 3.94e14}, 8.2e11, 16e9, 4.5e10,
-                    "cloud.google.com/tpu/docs/v5e; jax-ml/scaling-book"),
-    "TPU v5p": Chip("TPU v5p", {"bfloat16": 4.59e14, "int8": 9.18e14}, 2.765e12, 95 * 2**30, 1.0e11,
-                    "cloud.google.com/tpu/docs/v5p; jax-ml/scaling-book (1.2e12 bidirectional per chip over 6 links)"),
-    "TPU v6e": Chip("TPU v6e", {"bfloat16": 9.18e14, "int8": 1.836e15}, 1.638e12, 32e9, 1.0e11,
-                    "cloud.google.com/tpu/docs/v6e (8e11 bidirectional per chip over 4 links)"),
-    "A100": Chip("NVIDIA A100 SXM 80GB", {"bfloat16": 3.12e14, "int8": 6.24e14}, 2.039e12, 80e9, 3e11,
-                 "NVIDIA A100 datasheet; NVLink 3 per direction"),
-    "H100": Chip("NVIDIA H100 SXM", {"bfloat16": 9.89e14, "int8": 1.979e15}, 3.35e12, 80e9, 4.5e11,
-                 "NVIDIA H100 datasheet; NVLink 4 per direction"),
-    "H200": Chip("NVIDIA H200", {"bfloat16": 9.89e14, "int8": 1.979e15}, 4.8e12, 141e9, 4.5e11,
-                 "NVIDIA H200 datasheet"),
-    "B200": Chip("NVIDIA B200", {"bfloat16": 2.25e15, "int8": 4.5e15}, 8.0e12, 192e9, 9e11,
-                 "NVIDIA B200 datasheet (int8 column: fp8)"),
+    "TPU v4": Chip(name="TPU v4", peak_flops={"bfloat16": 2.75e14, "int8": 2.75e14},
+                   memory_bw=1.2e12, memory_bytes=32 * GiB, link_bw=4.5e10,
+                   source="cloud.google.com/tpu/docs/v4; jax-ml/scaling-book"),
+    "TPU v5e": Chip(name="TPU v5e", peak_flops={"bfloat16": 1.97e14, "int8": 3.94e14},
+                    memory_bw=8.2e11, memory_bytes=16 * GB, link_bw=4.5e10,
+                    source="cloud.google.com/tpu/docs/v5e; jax-ml/scaling-book"),
+    "TPU v5p": Chip(name="TPU v5p", peak_flops={"bfloat16": 4.59e14, "int8": 9.18e14},
+                    memory_bw=2.765e12, memory_bytes=95 * GiB, link_bw=1.0e11,
+                    source="cloud.google.com/tpu/docs/v5p; jax-ml/scaling-book "
+                           "(1.2e12 bidirectional per chip over 6 links)"),
+    "TPU v6e": Chip(name="TPU v6e", peak_flops={"bfloat16": 9.18e14, "int8": 1.836e15},
+                    memory_bw=1.638e12, memory_bytes=32 * GB, link_bw=1.0e11,
+                    source="cloud.google.com/tpu/docs/v6e (8e11 bidirectional per chip over 4 links)"),
+    "A100": Chip(name="NVIDIA A100 SXM 80GB", peak_flops={"bfloat16": 3.12e14, "int8": 6.24e14},
+                 memory_bw=2.039e12, memory_bytes=80 * GB, link_bw=3e11,
+                 source="NVIDIA A100 datasheet; NVLink 3 per direction"),
+    "H100": Chip(name="NVIDIA H100 SXM", peak_flops={"bfloat16": 9.89e14, "int8": 1.979e15},
+                 memory_bw=3.35e12, memory_bytes=80 * GB, link_bw=4.5e11,
+                 source="NVIDIA H100 datasheet; NVLink 4 per direction"),
+    "H200": Chip(name="NVIDIA H200", peak_flops={"bfloat16": 9.89e14, "int8": 1.979e15},
+                 memory_bw=4.8e12, memory_bytes=141 * GB, link_bw=4.5e11,
+                 source="NVIDIA H200 datasheet"),
+    "B200": Chip(name="NVIDIA B200", peak_flops={"bfloat16": 2.25e15, "int8": 4.5e15},
+                 memory_bw=8.0e12, memory_bytes=192 * GB, link_bw=9e11,
+                 source="NVIDIA B200 datasheet (int8 column: fp8)"),
 }
 
 # device_kind strings as JAX reports them, matched in order (v5 lite is v5e, v6 lite is v6e).
