@@ -41,12 +41,6 @@ class Chip:
         """Bytes/s when only reading, as a decode step reading its weights does."""
         return self.read_only_bw or self.memory_bw
 
-    @property
-    def ridge_point(self) -> float | None:
-        """FLOPs per byte above which the bf16 roofline is compute-bound."""
-        peak = self.flops("bfloat16") or self.flops("float32")
-        return peak / self.memory_bw if peak and self.memory_bw else None
-
 
 # Dense peaks as published: the vendor's datasheet or Cloud TPU page that each row names in
 # `source` (per-link figures from jax-ml/scaling-book, "How to Scale Your Model", chapters
