@@ -21,7 +21,8 @@ import functools
 import jax
 import jax.numpy as jnp
 from jax.experimental import pallas as pl
-from jax.experimental.pallas import triton as pl_triton
+
+from shared.kernels import pallas_call, platform
 
 BLOCK_Q, BLOCK_K = 128, 64  # fits a GPU's shared memory for D up to 128 in float32 and bfloat16
 MASKED = -1e30  # finite: exp(MASKED - MASKED) is 1, where -inf would give exp(-inf + inf) = NaN
@@ -114,10 +115,10 @@ def flash_forward(q, k, v, *, segment_ids=None, causal: bool = True, scale: floa
     T, K = k.shape[1], k.shape[2]
     G = H // K
     scale = D ** -0.5 if scale is None else scale
-    platform = jax.devices()[0].platform
-    interpret = platform == "cpu" if interpret is None else interpret
+    where = platform()
+    interpret = where == "cpu" if interpret is None else interpret
     block_q, block_k = min(block_q, S), min(block_k, T)
-    _check_tiles(S, T, D, block_q, block_k, native_gpu=not interpret and platform == "gpu")
+    _check_tiles(S, T, D, block_q, block_k, native_gpu=not interpret and where == "gpu")
 
     # Head-major layout, so each program's blocks are contiguous [rows, D] slabs.
     qh = jnp.swapaxes(q, 1, 2)  # [B, H, S, D]
@@ -137,17 +138,15 @@ def flash_forward(q, k, v, *, segment_ids=None, causal: bool = True, scale: floa
 
     kernel = functools.partial(_flash_kernel, scale=scale, causal=causal, block_k=block_k,
                                offset=T - S)
-    out, lse = pl.pallas_call(
+    out, lse = pallas_call(  # shared.kernels: interpret on a CPU, Triton on a GPU, Mosaic on a TPU
         kernel,
         grid=(B, H, S // block_q),
         in_specs=[q_spec, kv_spec, kv_spec, q_seg_spec, k_seg_spec],
         out_specs=[q_spec, lse_spec],
         out_shape=[jax.ShapeDtypeStruct(qh.shape, q.dtype),
                    jax.ShapeDtypeStruct((B, H, S, 1), jnp.float32)],
-        # Pallas on GPU defaults to its Mosaic GPU backend; these params select Triton.
-        compiler_params=None if platform == "tpu" else pl_triton.CompilerParams(
-            num_warps=4 if D <= 64 else 8, num_stages=2),
         interpret=interpret,
+        num_warps=4 if D <= 64 else 8, num_stages=2,  # GPU only
         name="flash_attention_forward",
     )(qh, kh, vh, q_seg, k_seg)
     return jnp.swapaxes(out, 1, 2), lse[..., 0]  # [B, S, H, D], [B, H, S]

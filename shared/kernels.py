@@ -36,15 +36,22 @@ def platform() -> str:
     return jax.devices()[0].platform
 
 
-def _pallas_call(kernel, *, num_warps: int | None = None, **kwargs):
+def pallas_call(kernel, *, interpret: bool | None = None, num_warps: int | None = None,
+                num_stages: int | None = None, **kwargs):
     """pl.pallas_call in interpret mode on the CPU, through Triton on a GPU, Mosaic on a TPU.
 
-    On GPU, Triton compiler params select the Triton lowering explicitly (recent JAX
-    otherwise picks Mosaic GPU, which wants a different kernel style).
+    Every Pallas kernel of shared/ is called through this (shared.flash_pallas too).
+    interpret=None chooses interpret mode exactly when the default device is a CPU;
+    True forces it anywhere (slow, for checking values). Triton compiler params
+    (num_warps, num_stages; None keeps Triton's default) select the Triton lowering for a
+    GPU explicitly: recent JAX otherwise picks Mosaic GPU, which wants a different kernel
+    style. They are passed unless the default device is a TPU, so that a program exported
+    for a GPU from a CPU (jax.export) takes the Triton lowering too; interpret mode ignores them.
     """
     where = platform()
-    params = plt.CompilerParams(num_warps=num_warps) if where == "gpu" else None
-    return pl.pallas_call(kernel, interpret=where == "cpu", compiler_params=params, **kwargs)
+    params = None if where == "tpu" else plt.CompilerParams(num_warps=num_warps, num_stages=num_stages)
+    return pl.pallas_call(kernel, interpret=where == "cpu" if interpret is None else interpret,
+                          compiler_params=params, **kwargs)
 
 
 def _divides(n: int, candidates) -> int | None:
@@ -99,8 +106,8 @@ def add(x: jax.Array, y: jax.Array, *, blocks: tuple[int, int] | None = None) ->
     bm, bn = blocks or choose_blocks((M, N), (256, 256))
     _check_blocks((M, N), (bm, bn), "add")
     spec = pl.BlockSpec((bm, bn), lambda i, j: (i, j))  # program (i, j) sees block (i, j)
-    return _pallas_call(_add_kernel, out_shape=jax.ShapeDtypeStruct(x.shape, x.dtype),
-                        grid=(M // bm, N // bn), in_specs=[spec, spec], out_specs=spec)(x, y)
+    return pallas_call(_add_kernel, out_shape=jax.ShapeDtypeStruct(x.shape, x.dtype),
+                       grid=(M // bm, N // bn), in_specs=[spec, spec], out_specs=spec)(x, y)
 
 
 # --- tiled matmul with a fused epilogue ---------------------------------------------------------
@@ -157,7 +164,7 @@ def matmul(x: jax.Array, y: jax.Array, *, blocks: tuple[int, int, int] | None = 
     cost = pl.CostEstimate(
         flops=2 * M * N * K, transcendentals=M * N if activation is not None else 0,
         bytes_accessed=matmul_hbm_bytes(M, N, K, bm, bn, x.dtype.itemsize, out_dtype.itemsize))
-    return _pallas_call(
+    return pallas_call(
         functools.partial(_matmul_kernel, bk=bk, activation=activation),
         out_shape=jax.ShapeDtypeStruct((M, N), out_dtype),
         grid=(M // bm, N // bn),
@@ -190,7 +197,7 @@ def rmsnorm(x: jax.Array, scale: jax.Array, *, eps: float = 1e-6,
     R, E = x.shape
     br = block_rows or choose_blocks((R, E), (16, E))[0]  # also checks E suits the platform
     _check_blocks((R,), (br,), "rmsnorm")
-    return _pallas_call(
+    return pallas_call(
         functools.partial(_rmsnorm_kernel, eps=eps),
         out_shape=jax.ShapeDtypeStruct(x.shape, x.dtype),
         grid=(R // br,),
