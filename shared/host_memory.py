@@ -1,12 +1,12 @@
 """Host memory: back the CPU runtime's large buffers with huge pages.
 
-XLA's CPU runtime allocates a step's temporaries afresh on every call (2.3 GB for the
-`small` training step: activations kept for the backward pass, gradients) and frees
-them after. glibc hands blocks that large out as new mappings, and the kernel maps
-them one 4 KiB page at a time on first touch: 739,000 page faults and 1.2-1.8 s of
-kernel time in every 7 s step on the course's 2-core VM (lesson 06). With the glibc
-tunable glibc.malloc.hugetlb=1, malloc asks for transparent huge pages (2 MiB) on
-those mappings, so the same memory costs 512 times fewer faults.
+XLA's CPU runtime allocates a step's temporaries afresh on every call (activations
+kept for the backward pass, gradients: gigabytes for the `small` training step) and
+frees them after. glibc hands blocks that large out as new mappings, and the kernel
+maps them one 4 KiB page at a time on first touch: a page fault per 4 KiB, and a
+sizeable share of every step spent in the kernel (lesson 06 measures both). With the
+glibc tunable glibc.malloc.hugetlb=1, malloc asks for transparent huge pages (2 MiB)
+on those mappings, so the same memory costs 512 times fewer faults.
 
 glibc reads tunables only when a process starts, so `relaunch_with_huge_pages` re-runs
 the current command once with the tunable set. The training and benchmark commands
