@@ -23,7 +23,7 @@ import orbax.checkpoint as ocp
 from shared import config as cfg
 
 
-class CheckpointError(ValueError):
+class CheckpointError(cfg.Error):
     """A run folder or checkpoint cannot be used; the message is one line."""
 
 

@@ -11,7 +11,14 @@ import json
 from dataclasses import dataclass, field
 
 
-class ConfigError(ValueError):
+class Error(ValueError):
+    """A one-line error the command lines print and exit 2 on: bad input, not a bug.
+
+    Every module's own error class (ConfigError, DataError, CheckpointError, ...)
+    subclasses it, so a command line catches this one class."""
+
+
+class ConfigError(Error):
     """A setting is wrong; the message is one line naming the field."""
 
 

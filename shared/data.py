@@ -15,11 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
+from shared.config import Error
+
 VOCAB_SIZE = 256
 TEST_FOLDERS = {"test", "tests", "idle_test"}
 
 
-class DataError(ValueError):
+class DataError(Error):
     """The corpus cannot be used; the message is one line naming the file or path."""
 
 

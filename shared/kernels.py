@@ -26,8 +26,10 @@ import jax.numpy as jnp
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as plt
 
+from shared.config import Error
 
-class BlockError(ValueError):
+
+class BlockError(Error):
     """No block size fits the shape under the platform's rule; the message is one line."""
 
 
