@@ -68,32 +68,37 @@ def save(mgr: ocp.CheckpointManager, step: int, state, data: dict | None = None)
                                            data=ocp.args.JsonSave(data or {})))
 
 
-def restore(mgr: ocp.CheckpointManager, like, step: int | None = None):
+def restore(mgr: ocp.CheckpointManager, like, step: int | None = None, *, part: str | None = None):
     """(step, state) of the given or latest checkpoint, with the structure and dtypes of `like`.
 
-    `like` may hold arrays placed on a mesh: the restored arrays are placed the same way.
+    `like` may hold arrays placed on a mesh: the restored arrays are placed the same way;
+    or shapes alone (jax.eval_shape's ShapeDtypeStructs, nothing allocated), which land on
+    the default device unless they carry a sharding. With `part` (e.g. "params"), `like`
+    is that entry of the saved state and only it is read: the rest stays on disk.
     Without a given step, a latest checkpoint that cannot be read is moved aside and
     the one before it is tried (with a warning); a given step that cannot be read, or
     a state of another structure or shape, is an error.
     """
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
+    abstract = jax.tree.map(_abstract, like)
+    reader = mgr if part is None else _part_reader(mgr)
     steps = [step] if step is not None else sorted(mgr.all_steps(), reverse=True)
     if not steps:
         raise CheckpointError(f"no checkpoint in {mgr.directory}")
     for s in steps:
         try:
             saved = mgr.item_metadata(s)["state"]
-            saved_shapes = _shapes(getattr(saved, "tree", saved))
+            saved = getattr(saved, "tree", saved)
         except Exception as e:
             reason = _reason(e)
         else:
-            if saved_shapes != _shapes(abstract):
+            if part is not None:
+                saved = saved.get(part) if isinstance(saved, dict) else None
+            if saved is None or _shapes(saved) != _shapes(abstract):
                 raise CheckpointError(f"checkpoint {s} in {mgr.directory} holds a state of another "
                                       f"structure or shape than this config's")
             try:
-                restored = mgr.restore(s, args=ocp.args.Composite(
-                    state=ocp.args.StandardRestore(abstract)))
-                return s, restored["state"]
+                restored = reader.restore(s, args=ocp.args.Composite(state=_restore_args(abstract, part)))
+                return s, restored["state"][part] if part else restored["state"]
             except Exception as e:  # orbax and tensorstore raise many types for bad files
                 reason = _reason(e)
         if step is not None:
@@ -102,6 +107,30 @@ def restore(mgr: ocp.CheckpointManager, like, step: int | None = None):
         warnings.warn(f"checkpoint {s} is damaged ({reason}); moved it to {aside} and "
                       f"tried the one before it", stacklevel=2)
     raise CheckpointError(f"every checkpoint in {mgr.directory} is damaged (moved to damaged/)")
+
+
+def _abstract(x) -> jax.ShapeDtypeStruct:
+    """Shape, dtype and placement of a restore target's leaf (the default device if none)."""
+    s = ocp.utils.to_shape_dtype_struct(x)
+    if getattr(s, "sharding", None) is None:
+        s = jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=jax.sharding.SingleDeviceSharding(jax.devices()[0]))
+    return s
+
+
+def _part_reader(mgr: ocp.CheckpointManager) -> ocp.CheckpointManager:
+    """A manager of the same folder that can read part of a state (orbax's PyTree handler
+    restores a subtree; the Standard one, which saves, only the whole)."""
+    return ocp.CheckpointManager(mgr.directory, options=ocp.CheckpointManagerOptions(create=False),
+                                 item_handlers={"state": ocp.PyTreeCheckpointHandler(),
+                                                "data": ocp.JsonCheckpointHandler()})
+
+
+def _restore_args(abstract, part: str | None):
+    if part is None:
+        return ocp.args.StandardRestore(abstract)
+    target = {part: abstract}
+    return ocp.args.PyTreeRestore(item=target, partial_restore=True,
+                                  restore_args=ocp.checkpoint_utils.construct_restore_args(target))
 
 
 def restore_data(mgr: ocp.CheckpointManager, step: int) -> dict:
