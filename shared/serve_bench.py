@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.requests < 1 or args.slots < 1:
             raise ConfigError("--requests and --slots must be >= 1")
         if args.checkpoint:
-            from shared.generate import load_params
+            from shared.train import load_params
             config, params = load_params(args.checkpoint)
         else:
             config = ModelConfig(seq_len=args.max_len, d_model=256, n_layers=4, n_heads=4, d_ff=1024)

@@ -10,8 +10,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from shared import checkpoint, data, generate, model, sampling, train
+from shared import checkpoint, data, hardware, model, sampling, train
 from shared import config as cfg
+from shared.generate import __main__ as generate_cli
+from shared.train import __main__ as train_cli
 
 MICRO = cfg.ModelConfig(seq_len=32, d_model=64, n_layers=2, n_heads=4, d_ff=256)
 MICRO_TRAIN = cfg.TrainConfig(batch_size=8, steps=12, lr=3e-3, warmup_steps=2, eval_every=6,
@@ -137,6 +139,41 @@ def test_checkpoint_round_trip_is_exact(tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
+def test_load_params_reads_the_parameters_alone(tmp_path):
+    state = train.init_state(MICRO, MICRO_TRAIN)
+    checkpoint.save_config(tmp_path, MICRO, MICRO_TRAIN)
+    mgr = checkpoint.manager(tmp_path)
+    checkpoint.save(mgr, 3, state)
+    mgr.wait_until_finished()
+    mc, params = train.load_params(tmp_path)
+    assert mc == MICRO
+    assert jax.tree.structure(params) == jax.tree.structure(state["params"]), "the parameters, nothing else"
+    for a, b in zip(jax.tree.leaves(state["params"]), jax.tree.leaves(params)):
+        assert isinstance(b, jax.Array)
+        np.testing.assert_array_equal(a, b)
+
+
+def test_throughput_meter_counts_tokens_and_mfu_over_an_interval():
+    chip = hardware.Chip(name="test chip", peak_flops={"float32": 1e12}, memory_bw=1e11)
+    meter = train.Throughput(tokens_per_step=100, flops_per_step=4e9, chip=chip, dtype="float32", devices=2)
+    assert meter.read() is None, "no interval started"
+    meter.start()
+    assert meter.read() is None, "an interval without steps has no rate"
+    meter.count(3)
+    rate = meter.read()
+    steps_per_s = rate.tokens_per_s / 100
+    # 3 steps of 4 GFLOP over 2 devices of 1 TFLOP/s each: MFU = steps/s * 4e9 / 2e12.
+    assert rate.mfu == pytest.approx(steps_per_s * 4e9 / 2e12)
+    assert meter.running and meter.read() is None, "read() opens the next interval"
+    meter.count()
+    meter.pause()
+    assert meter.read() is None, "a paused interval is dropped"
+    unknown = train.Throughput(100, 4e9, chip, dtype="bfloat16")  # no bfloat16 peak: no MFU
+    unknown.start()
+    unknown.count()
+    assert unknown.read().mfu is None
+
+
 def test_resumed_run_is_bitwise_equal(tmp_path, corpus):
     whole = train.train(MICRO, MICRO_TRAIN, tmp_path / "whole", data_path=corpus, progress=False)
     train.train(MICRO, MICRO_TRAIN, tmp_path / "split", data_path=corpus, stop_after=6, progress=False)
@@ -169,7 +206,7 @@ def test_generate_extends_the_prompt_greedily():
 # ---- command lines ----
 
 def run_train_cli(capsys, *argv):
-    code = train.main(list(argv))
+    code = train_cli.main(list(argv))
     return code, capsys.readouterr().err
 
 
@@ -194,11 +231,11 @@ def test_train_cli_bad_inputs(tmp_path, corpus, capsys):
 def test_generate_cli_errors_and_sample(tmp_path, corpus, capsys):
     tc = dataclasses.replace(MICRO_TRAIN, steps=3)
     train.train(MICRO, tc, tmp_path / "run", data_path=corpus, progress=False)
-    assert generate.main(["--checkpoint", str(tmp_path / "run"), "--prompt", "x" * 33]) == 2
+    assert generate_cli.main(["--checkpoint", str(tmp_path / "run"), "--prompt", "x" * 33]) == 2
     assert "longer than the model's context of 32" in capsys.readouterr().err
-    assert generate.main(["--checkpoint", str(tmp_path / "missing"), "--prompt", "x"]) == 2
+    assert generate_cli.main(["--checkpoint", str(tmp_path / "missing"), "--prompt", "x"]) == 2
     assert "does not exist" in capsys.readouterr().err
-    assert generate.main(["--checkpoint", str(tmp_path / "run"), "--prompt", "def",
+    assert generate_cli.main(["--checkpoint", str(tmp_path / "run"), "--prompt", "def",
                           "--max-new-tokens", "4"]) == 0
     assert capsys.readouterr().out.startswith("def")
 

@@ -7,8 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from shared import checkpoint, generate, inference, model, sampling, train
+from shared import checkpoint, inference, model, sampling, train
 from shared import config as cfg
+from shared.generate import __main__ as generate_cli
 
 GQA = cfg.ModelConfig(seq_len=64, d_model=64, n_layers=2, n_heads=4, n_kv_heads=2, d_ff=128)
 # Float32 logits of size ~1 computed by two different programs (a [S, S] causal attention
@@ -103,9 +104,9 @@ def test_cli_prompt_file_kv_cache_equals_naive(run_dir, tmp_path, capsys):
     path.write_text("def a(\n" + "x" * 40 + "\nclass B:\n")
     common = ["--checkpoint", str(run_dir), "--prompt-file", str(path), "--max-new-tokens", "6",
               "--temperature", "0"]
-    assert generate.main(common + ["--naive"]) == 1, "a rejected prompt makes the exit status 1"
+    assert generate_cli.main(common + ["--naive"]) == 1, "a rejected prompt makes the exit status 1"
     naive_out, naive_err = capsys.readouterr()
-    assert generate.main(common + ["--kv-cache"]) == 1
+    assert generate_cli.main(common + ["--kv-cache"]) == 1
     out, err = capsys.readouterr()
     assert out == naive_out, "greedy --kv-cache must print what --naive prints"
     assert out.count("--- prompt") == 3 and "def a(" in out and "class B:" in out, out
@@ -120,6 +121,6 @@ def test_cli_bad_inputs(run_dir, tmp_path, capsys):
                           (["--prompt-file", str(tmp_path / "none.txt")], "does not exist"),
                           (["--prompt", "a", "--top-p", "1.5"], "--top-p must be in (0, 1]"),
                           (["--prompt", "", "--kv-cache"], "the prompt is empty")):
-        assert generate.main(["--checkpoint", str(run_dir), *argv]) == 2, argv
+        assert generate_cli.main(["--checkpoint", str(run_dir), *argv]) == 2, argv
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1, f"{argv}: {err!r}"

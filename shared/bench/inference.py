@@ -109,7 +109,7 @@ def run(args) -> None:
     print("5. int8 weights (per-channel absmax)")
     if args.checkpoint:
         from shared import data
-        from shared.generate import load_params
+        from shared.train import load_params
         mc, params = load_params(args.checkpoint)
         val = data.split(data.load_corpus(), mc.seq_len).val
         print("   " + str(quant.compare(params, mc, val)))

@@ -8,7 +8,8 @@ Several processes (one per host on a real cluster, or several on localhost here)
 `initialize_distributed` joins them into one JAX runtime; `jax.devices()` then lists
 every process's devices, and `global_array` assembles one array from the part each
 process holds. Demo: `python -m shared.devices --launch 2` starts two processes on
-localhost, each with 2 CPU devices, that compute one sharded sum together.
+localhost, each with 2 CPU devices, that compute one sharded sum together (the
+demo is this package's __main__).
 """
 
 from __future__ import annotations
@@ -26,9 +27,12 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from shared.config import Error
 
-class DeviceSetupError(RuntimeError):
-    """Devices cannot be set up as asked; the message is one line saying what to do."""
+
+class DeviceSetupError(Error, RuntimeError):
+    """Devices cannot be set up as asked; the message is one line saying what to do.
+    (A RuntimeError too, as it was before the common Error class.)"""
 
 
 def simulate_cpu_devices(n: int = 8) -> None:
@@ -148,7 +152,8 @@ def started(commands: Sequence[Sequence[str]], env: dict[str, str] | None = None
 
 
 def launch_local(num_processes: int = 2, local_devices: int = 2, timeout_s: float = 60) -> list[str]:
-    """Run the demo below as num_processes processes on localhost; return each one's result line.
+    """Run the demo (shared/devices/__main__.py) as num_processes processes on localhost; return
+    each one's result line.
 
     Every process is killed if the job has not finished within timeout_s.
     """
@@ -169,44 +174,3 @@ def launch_local(num_processes: int = 2, local_devices: int = 2, timeout_s: floa
         except subprocess.TimeoutExpired:
             raise DeviceSetupError(f"the {num_processes} processes did not finish in {timeout_s:.0f} s") from None
     return results
-
-
-def demo() -> str:
-    """Each process holds rows of one global [R, 4] array; together they sum it on every device."""
-    me, n = jax.process_index(), jax.process_count()
-    mesh = Mesh(np.array(jax.devices()), ("data",))  # every process's devices, in process order
-    rows = 2 * len(jax.local_devices())  # rows each process holds
-    total_rows = rows * n
-    local = np.arange(me * rows * 4, (me + 1) * rows * 4, dtype=np.float32).reshape(rows, 4)
-    x = global_array(local, mesh, P("data"))  # [total_rows, 4], split over all devices
-    total = jax.jit(lambda x: x.sum(), out_shardings=NamedSharding(mesh, P()))(x)
-    expected = total_rows * 4 * (total_rows * 4 - 1) / 2  # 0 + 1 + ... + (4R - 1)
-    return (f"process {me}/{n}: local devices {len(jax.local_devices())}, global devices "
-            f"{len(jax.devices())}, global array {x.shape} built from local {local.shape}, "
-            f"sum {float(total.addressable_data(0)):.1f}, expected {expected:.1f}")
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m shared.devices", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_distributed_arguments(parser)
-    parser.add_argument("--local-devices", type=int, default=2, help="CPU devices per process")
-    parser.add_argument("--launch", type=int, metavar="N",
-                        help="start N processes of this demo on localhost and print their output")
-    args = parser.parse_args(argv)
-    try:
-        if args.launch:
-            print("\n".join(launch_local(args.launch, args.local_devices)))
-            return 0
-        simulate_cpu_devices(args.local_devices)
-        initialize_distributed(args.coordinator, args.num_processes, args.process_id)
-        print(demo(), flush=True)
-        jax.distributed.shutdown()
-    except DeviceSetupError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,141 @@
+"""`python -m shared.train`: train the course's model from the command line.
+
+    python -m shared.train                       # tiny preset, stdlib corpus, ~3 min on a CPU
+    python -m shared.train --preset small --data input.txt --steps 2000
+    python -m shared.train --name tiny --resume  # continue runs/tiny from its last checkpoint
+    python -m shared.train --devices 8 --strategy fsdp   # 8 simulated CPU devices, FSDP
+    python -m shared.train --dtype bfloat16 --remat full --grad-accum 4
+
+Around the library's train(): the flags and presets, what may change on --resume,
+the devices (simulated, or a jax.distributed job), and a sample of text at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+from pathlib import Path
+
+import jax
+
+from shared import checkpoint, data, devices, hardware, host_memory, model, sampling, sharding
+from shared import config as cfg
+from shared.train import Placement, RunError, train
+
+MODEL_FLAGS = ("dtype", "remat")  # flags that override the model config
+TRAIN_FLAGS = ("steps", "seed", "batch_size", "grad_accum")  # ... and the training config
+SAFE_ON_RESUME = ("steps", "keep_checkpoints")  # may change when a run is resumed; remat too
+SAMPLE = dict(temperature=0.8, top_k=40)  # the end-of-run sample's settings
+
+
+def resolve_config(args) -> tuple[cfg.ModelConfig, cfg.TrainConfig, str | None]:
+    """(model config, train config, data path) from --preset and overrides; on --resume,
+    the saved ones, which explicit flags may only change where it is safe (steps, remat)."""
+    run_dir = Path(args.out) / args.name
+    model_over = {k: getattr(args, k) for k in MODEL_FLAGS if getattr(args, k) is not None}
+    train_over = {k: getattr(args, k) for k in TRAIN_FLAGS if getattr(args, k) is not None}
+    if args.resume and checkpoint.config_path(run_dir).exists():
+        mc, tc, saved = checkpoint.load_config(run_dir)
+        asked = cfg.preset(args.preset) if args.preset else cfg.Preset(mc, tc)
+        asked_mc = dataclasses.replace(asked.model, **model_over)
+        asked_tc = dataclasses.replace(asked.train, **train_over)
+        diffs = (cfg.differences(mc, asked_mc, ignore=("remat",))
+                 + cfg.differences(tc, asked_tc, ignore=SAFE_ON_RESUME))
+        data_path = saved.get("data")
+        if args.data is not None and args.data != data_path:
+            diffs.append(f"data: {data_path!r} -> {args.data!r}")
+        if diffs:
+            raise RunError(f"cannot resume {run_dir}: its config differs in {'; '.join(diffs)}")
+        return (dataclasses.replace(mc, remat=asked_mc.remat),
+                dataclasses.replace(tc, steps=asked_tc.steps), data_path)
+    p = cfg.preset(args.preset or "tiny")
+    return (dataclasses.replace(p.model, **model_over), dataclasses.replace(p.train, **train_over),
+            args.data)
+
+
+def setup_devices(args) -> Placement:
+    """Simulated CPU devices and jax.distributed as the flags say, then the mesh.
+    Must run before anything else touches JAX."""
+    if args.devices:
+        devices.simulate_cpu_devices(args.devices)
+    if args.coordinator or os.environ.get("JAX_COORDINATOR_ADDRESS"):
+        devices.initialize_distributed(args.coordinator, args.num_processes, args.process_id)
+    if not args.strategy:
+        if jax.device_count() > 1 and jax.process_count() > 1:
+            raise RunError("several processes need a --strategy to split the work (e.g. dp)")
+        return Placement()
+    mesh = sharding.strategy_mesh(args.strategy, jax.devices(), args.model_axis)
+    return Placement(mesh, args.strategy)
+
+
+def sample(params, mc: cfg.ModelConfig, tokens: int, seed: int, prompt: str = "def ") -> str:
+    """Text the trained model writes after `prompt` (SAMPLE's temperature and top-k)."""
+    out = sampling.generate(params, mc, data.encode(prompt), tokens, seed=seed, **SAMPLE)
+    return data.decode(out)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m shared.train", description="Train the course's language model.",
+        epilog="Presets: " + "; ".join(f"{k}: {v.about}" for k, v in cfg.PRESETS.items()))
+    p.add_argument("--preset", help="model and training preset (default tiny)")
+    p.add_argument("--data", help="a text file or a folder of text files "
+                   "(default: the Python standard library's sources)")
+    p.add_argument("--steps", type=int, help="total optimizer steps (default: the preset's)")
+    p.add_argument("--batch-size", type=int, help="sequences per step (default: the preset's)")
+    p.add_argument("--grad-accum", type=int, help="micro-batches per step (default 1)")
+    p.add_argument("--dtype", choices=["float32", "bfloat16"],
+                   help="compute dtype; weights and optimizer state stay float32 (default: the preset's)")
+    p.add_argument("--remat", choices=cfg.REMAT, help="what the backward pass recomputes (default none)")
+    p.add_argument("--seed", type=int, help="initialisation and data order (default 0)")
+    p.add_argument("--out", default="runs", help="folder for run folders (default runs)")
+    p.add_argument("--name", help="run folder name under --out (default: the preset name)")
+    p.add_argument("--resume", action="store_true", help="continue the run in the folder")
+    p.add_argument("--force", action="store_true", help="delete an existing run in the folder first")
+    p.add_argument("--sample-tokens", type=int, default=300,
+                   help="tokens to generate at the end (default 300; 0 for none)")
+    p.add_argument("--strategy", choices=list(sharding.STRATEGIES),
+                   help="split the work over all devices (default: one device)")
+    p.add_argument("--model-axis", type=int, help="devices on the model axis for fsdp_tp (default 2)")
+    p.add_argument("--devices", type=int, help="simulate this many CPU devices (CPU only)")
+    devices.add_distributed_arguments(p)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    args.name = args.name or args.preset or "tiny"
+    try:
+        placement = setup_devices(args)
+        mc, tc, data_path = resolve_config(args)
+        run_dir = Path(args.out) / args.name
+        main_process = jax.process_index() == 0
+        if main_process:
+            print(f"{hardware.describe(hardware.detect())}")
+            where = (f"{placement.strategy} on mesh {dict(placement.mesh.shape)}"
+                     if placement.mesh is not None else f"one {jax.devices()[0].platform} device")
+            print(f"model: {model.matmul_param_count(mc):,} matmul parameters, "
+                  f"{model.train_flops_per_token(mc):,} training FLOPs per token, {mc.dtype} "
+                  f"compute, remat {mc.remat}; {where}; run folder {run_dir}")
+        result = train(mc, tc, run_dir, data_path=data_path, resume=args.resume,
+                       force=args.force, placement=placement)
+        if args.sample_tokens:  # every process samples: the parameters may be split across them
+            text = sample(result.state["params"], mc, args.sample_tokens, tc.seed)
+    except (cfg.Error, sharding.ShardingError) as e:  # ShardingError until it subclasses Error
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if main_process:
+        if args.sample_tokens:
+            print(f"sample (temperature {SAMPLE['temperature']}, top-k {SAMPLE['top_k']}):\n" + text)
+        print(f"checkpoint saved in {run_dir}; generate with: "
+              f"python -m shared.generate --checkpoint {run_dir} --prompt 'def '")
+    if jax.process_count() > 1:
+        jax.distributed.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    host_memory.relaunch_with_huge_pages()  # the step's fresh temporaries fault 512x less often
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""Training throughput over an interval of steps: tokens/s and MFU (shared.roofline.mfu)."""
+
+from __future__ import annotations
+
+import time
+from typing import NamedTuple
+
+from shared import roofline
+from shared.hardware import Chip
+
+
+class Rate(NamedTuple):
+    tokens_per_s: float
+    mfu: float | None  # None where the chip's peak for the compute dtype is unknown
+
+
+class Throughput:
+    """Tokens/s and MFU of the steps counted since the interval started.
+
+    start() opens an interval: call it when the device has finished a step, so the
+    time of the steps before is not counted. count() adds a dispatched step; read()
+    (after waiting for the last counted step) returns the interval's rate and opens
+    the next one. pause() drops the open interval: evaluation is not training.
+    MFU is the model's FLOPs per device over the chip's peak for `dtype`.
+    """
+
+    def __init__(self, tokens_per_step: int, flops_per_step: float, chip: Chip | None = None,
+                 dtype: str = "float32", devices: int = 1):
+        self.tokens_per_step, self.flops_per_step = tokens_per_step, flops_per_step
+        self.chip = chip if chip is not None and chip.flops(dtype) else None
+        self.dtype, self.devices = dtype, devices
+        self._start: float | None = None
+        self._steps = 0
+
+    @property
+    def running(self) -> bool:
+        return self._start is not None
+
+    def start(self) -> None:
+        self._start, self._steps = time.perf_counter(), 0
+
+    def pause(self) -> None:
+        self._start = None
+
+    def count(self, steps: int = 1) -> None:
+        self._steps += steps
+
+    def read(self) -> Rate | None:
+        """The open interval's rate (None if it holds no step); the next interval starts now."""
+        if self._start is None or not self._steps:
+            return None
+        seconds = time.perf_counter() - self._start
+        mfu = (roofline.mfu(self._steps * self.flops_per_step / self.devices, seconds, self.chip, self.dtype)
+               if self.chip else None)
+        rate = Rate(self._steps * self.tokens_per_step / seconds, mfu)
+        self.start()
+        return rate
