@@ -12,7 +12,7 @@ import argparse
 import jax
 import jax.numpy as jnp
 
-from shared import hardware, kernels
+from shared import hardware, kernels, roofline
 from shared.timing import timeit
 
 HELP = "Pallas matmul and fused matmul+ReLU vs jit(relu(a @ b)): time, TFLOP/s, error (interpret mode on CPU)"
@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> None:
     def row(n, what, blocks, seconds, err):
         flops = 2 * n**3
         tflops = f"{flops / seconds / 1e12:8.2f}" if seconds else f"{'-':>8}"
-        frac = f"{flops / seconds / peak:8.1%}" if seconds and peak else f"{'-':>8}"
+        frac = f"{roofline.mfu(flops, seconds, chip, dtype.name):8.1%}" if seconds and peak else f"{'-':>8}"
         ms = f"{seconds * 1e3:9.3f}" if seconds else f"{'-':>9}"
         e = f"{err:9.1e}" if err is not None else f"{'-':>9}"
         print(f"{n:>6} {what:<26} {str(blocks or 'auto' if 'pallas' in what else ''):<15} {ms} {tflops} "

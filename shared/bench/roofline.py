@@ -89,7 +89,8 @@ def run(args: argparse.Namespace) -> None:
     peaks = "calibrated in this run" if chip.measured else "datasheet"
     big_mm = max((p for p in points if p.name.startswith("matmul")), key=lambda p: p.cost.flops)
     big_add, fresh = [p for p in points if p.name.startswith(f"add {max(sizes['add_mib'])} MiB")]
-    print(f"{big_mm.name}: {big_mm.achieved_flops / big_mm.peak:.0%} of the {dtype} peak "
+    big_mm_mfu = roofline.mfu(big_mm.cost.flops, big_mm.measured_s, big_mm.chip, dtype)
+    print(f"{big_mm.name}: {big_mm_mfu:.0%} of the {dtype} peak "
           f"{peaks} (issue target >= 80%)")
     print(f"{big_add.name}: {big_add.achieved_bw / chip.memory_bw:.0%} of the memory bandwidth "
           f"{peaks} (issue target >= 70%); into a new buffer {fresh.achieved_bw / chip.memory_bw:.0%}")

@@ -4,11 +4,12 @@ precision, with remat off and on; then where the time of a short real run goes (
     python -m shared.bench train                      # small preset on a CPU, 125m on an accelerator
     python -m shared.bench train --preset tiny --steps 3 --dtype float32
 
-MFU = model FLOPs per step (6 * matmul params + attention, shared.model.train_flops_per_token,
-times tokens) / step time / peak FLOP/s of the compute dtype. On a CPU the peak is calibrated
-in this run (shared.hardware); remat's recomputation is not counted as useful work, so it
-shows as lower MFU. Peak memory is the compiled step's own account: arguments (the state
-and the batch) + temporaries (activations kept for the backward pass, gradients).
+MFU (shared.roofline.mfu) = model FLOPs per step (6 * matmul params + attention,
+shared.model.train_flops_per_token, times tokens) / step time / peak FLOP/s of the compute
+dtype. On a CPU the peak is calibrated in this run (shared.hardware); remat's recomputation
+is not counted as useful work, so it shows as lower MFU. Peak memory is the compiled step's
+own account: arguments (the state and the batch) + temporaries (activations kept for the
+backward pass, gradients).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import jax
 import numpy as np
 
 from shared import config as cfg
-from shared import hardware, host_memory, model, train
+from shared import hardware, host_memory, model, roofline, train
 
 HELP = "training step tokens/s, MFU and peak memory (float32 / bf16, remat off / on) and goodput"
 
@@ -123,7 +124,7 @@ def run(args) -> None:
                 continue
             peak = chip.flops(dtype)  # the compute dtype's peak: bf16 compute, bf16 peak
             achieved = flops_per_step / m.seconds
-            mfu = f"{achieved / peak:6.1%}" if peak else f"{'?':>6}"
+            mfu = f"{roofline.mfu(flops_per_step, m.seconds, chip, dtype):6.1%}" if peak else f"{'?':>6}"
             print(f"{dtype:>9} {remat:>7} {m.seconds * 1e3:9.1f} {tokens / m.seconds:10,.0f} "
                   f"{achieved / 1e9:9,.1f} {(peak or 0) / 1e9:9,.0f} {mfu} "
                   f"{m.peak_bytes / 2**20:9,.0f} {m.temp_bytes / 2**20:9,.0f} {m.compile_s:9.1f} "
