@@ -14,7 +14,8 @@ belongs to an output channel, it comes out of the sum unchanged:
 `dense` computes exactly that. Whether it is faster depends on the chip: XLA on a GPU
 converts int8 to the compute dtype inside the matmul (bytes read fall 2-4x), the CPU
 backend converts into a temporary float copy first (more bytes, slower). The loss of
-quality is measured, not assumed: `compare` gives validation loss of both models.
+quality is measured, not assumed: shared.bench.inference.compare gives the validation
+loss of both models.
 """
 
 from __future__ import annotations
@@ -23,9 +24,7 @@ from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from shared.config import ModelConfig
 
 # Matmul weights of a block and how many of their leading axes (after L) a matmul sums over.
 CONTRACTED = {"wq": 1, "wk": 1, "wv": 1, "wo": 2, "w_up": 1, "w_down": 1}
@@ -128,32 +127,6 @@ def nbytes(params: dict) -> int:
     """Bytes of every array in a parameter pytree (QTensor: its int8 values and scales);
     works on jax.eval_shape's shapes too."""
     return sum(x.size * jnp.dtype(x.dtype).itemsize for x in jax.tree.leaves(params))
-
-
-@dataclass(frozen=True)
-class Comparison:
-    float_bytes: int
-    int8_bytes: int
-    float_loss: float  # mean validation cross-entropy, nats per token
-    int8_loss: float
-
-    def __str__(self) -> str:
-        return (f"weights {self.float_bytes / 1e6:.1f} MB -> {self.int8_bytes / 1e6:.1f} MB "
-                f"({self.float_bytes / self.int8_bytes:.2f}x smaller); validation loss "
-                f"{self.float_loss:.4f} -> {self.int8_loss:.4f} ({self.int8_loss - self.float_loss:+.4f} nats)")
-
-
-def compare(params: dict, config: ModelConfig, val_tokens: np.ndarray, *, batches: int = 4,
-            batch_size: int = 8, seed: int = 0) -> Comparison:
-    """Bytes and validation loss of the float model and its int8 version on the same batches."""
-    from shared import data, model
-
-    qparams = quantize_params(params)
-    loss = jax.jit(model.loss_fn, static_argnums=3)
-    xs = [data.batch(val_tokens, batch_size, config.seq_len, seed, step=i) for i in range(batches)]
-    mean_loss = lambda p: float(np.mean([loss(p, x, y, config) for x, y in xs]))
-    return Comparison(nbytes(params), nbytes(qparams), mean_loss(params),
-                      mean_loss(dequantize_params(qparams)))
 
 
 def matmul_bytes(params: dict) -> int:

@@ -7,6 +7,7 @@ import numpy as np
 
 from shared import data, inference, model, quant, train
 from shared import config as cfg
+from shared.bench.inference import compare
 
 MICRO = cfg.ModelConfig(seq_len=32, d_model=64, n_layers=2, n_heads=4, n_kv_heads=2, d_ff=256)
 
@@ -59,7 +60,7 @@ def test_int8_model_generates_and_loses_little_quality():
     for i in range(tc.steps):
         state, _ = step(state, *data.batch(corpus.train, tc.batch_size, MICRO.seq_len, 0, i))
     params, val = state["params"], corpus.val
-    c = quant.compare(params, MICRO, val, batches=2)
+    c = compare(params, MICRO, val, batches=2)
     # 8-bit weights perturb each logit by ~1% of its size; on a trained model that moves the
     # loss by a few thousandths of a nat. 0.05 nats is a margin well above that and well below
     # the gap between a trained and an untrained model (> 3 nats here).

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from shared import config as cfg
-from shared import hardware, inference, model, quant, sampling, serve_bench
+from shared import data, hardware, inference, model, quant, sampling
+from shared.bench import serving
+from shared.train import load_params
 
 HELP = "naive vs KV-cache decoding, decode MBU, continuous batching, paged KV, int8 weights"
 
@@ -23,6 +26,31 @@ def add_arguments(parser) -> None:
     parser.add_argument("--new-tokens", type=int, default=512, help="tokens generated per request (default 512)")
     parser.add_argument("--requests", type=int, help="workload size (default 48 on a CPU, 128 on an accelerator)")
     parser.add_argument("--checkpoint", help="a trained run folder for the int8 validation loss")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    float_bytes: int
+    int8_bytes: int
+    float_loss: float  # mean validation cross-entropy, nats per token
+    int8_loss: float
+
+    def __str__(self) -> str:
+        return (f"weights {self.float_bytes / 1e6:.1f} MB -> {self.int8_bytes / 1e6:.1f} MB "
+                f"({self.float_bytes / self.int8_bytes:.2f}x smaller); validation loss "
+                f"{self.float_loss:.4f} -> {self.int8_loss:.4f} ({self.int8_loss - self.float_loss:+.4f} nats)")
+
+
+def compare(params: dict, config: cfg.ModelConfig, val_tokens: np.ndarray, *, batches: int = 4,
+            batch_size: int = 8, seed: int = 0) -> Comparison:
+    """Bytes and validation loss of the float model and its int8 version (shared.quant)
+    on the same batches: the quality int8 weights cost, measured."""
+    qparams = quant.quantize_params(params)
+    loss = jax.jit(model.loss_fn, static_argnums=3)
+    xs = [data.batch(val_tokens, batch_size, config.seq_len, seed, step=i) for i in range(batches)]
+    mean_loss = lambda p: float(np.mean([loss(p, x, y, config) for x, y in xs]))
+    return Comparison(quant.nbytes(params), quant.nbytes(qparams), mean_loss(params),
+                      mean_loss(quant.dequantize_params(qparams)))
 
 
 def decode_seconds(params, config: cfg.ModelConfig, batch: int, steps: int, max_len: int) -> float:
@@ -95,23 +123,21 @@ def run(args) -> None:
     params = model.init(serve, jax.random.key(1))
     n_req = args.requests or (128 if accel else 48)
     slots = 16 if accel else 8
-    requests = serve_bench.workload(n_req, serve.seq_len)
-    static, cont, pag, ce, pe = serve_bench.compare(params, serve, requests, slots, serve.seq_len)
+    requests = serving.workload(n_req, serve.seq_len)
+    static, cont, pag, ce, pe = serving.compare(params, serve, requests, slots, serve.seq_len)
     print(f"3. {n_req} requests, prompts 8..{serve.seq_len // 4}, 80% want 4-16 tokens, 20% up to the context")
     for r in (static, cont, pag):
         print("   " + r.row())
     print(f"   continuous / static throughput: {cont.tokens_per_s / static.tokens_per_s:.2f}x\n")
     print("4. KV memory, averaged over the decode steps")
-    print("   " + serve_bench.memory_row("contiguous reservation", *ce.mean_memory))
-    print("   " + serve_bench.memory_row(f"paged ({pe.kv.page} per page)", *pe.mean_memory) + "\n")
+    print("   " + serving.memory_row("contiguous reservation", *ce.mean_memory))
+    print("   " + serving.memory_row(f"paged ({pe.kv.page} per page)", *pe.mean_memory) + "\n")
 
     # 5. float vs int8 quality
     print("5. int8 weights (per-channel absmax)")
     if args.checkpoint:
-        from shared import data
-        from shared.train import load_params
         mc, params = load_params(args.checkpoint)
         val = data.split(data.load_corpus(), mc.seq_len).val
-        print("   " + str(quant.compare(params, mc, val)))
+        print("   " + str(compare(params, mc, val)))
     else:
         print("   validation loss: pass --checkpoint runs/tiny (random weights have no quality to lose)")

@@ -1,16 +1,17 @@
-"""Replay a workload of mixed-length requests: static batching vs the continuous engine.
+"""Replay a workload of mixed-length requests: static batching vs the continuous engine,
+whose KV cache is a contiguous reservation per slot or a pool of pages (both run).
 
-    python -m shared.serve_bench                      # random weights, a small model
-    python -m shared.serve_bench --checkpoint runs/tiny --requests 128 --slots 8 --paged
+    python -m shared.bench serving                    # random weights, a small model, --max-len 256
+    python -m shared.bench serving --checkpoint runs/tiny --requests 128 --slots 8
 
-Prints useful tokens/s (tokens that were asked for, not padding) and request latency
-percentiles. All requests arrive at time 0, so latency includes queueing.
+Prints useful tokens/s (tokens that were asked for, not padding), request latency
+percentiles and KV memory. All requests arrive at time 0, so latency includes queueing.
+--max-len (cache positions per slot) defaults to the model's context: 128 for runs/tiny.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from dataclasses import dataclass
 
@@ -19,6 +20,9 @@ import numpy as np
 
 from shared import engine, inference, model, paged
 from shared.config import ConfigError, ModelConfig
+from shared.train import load_params
+
+HELP = "static vs continuous batching, contiguous vs paged KV cache, on a replayed workload"
 
 
 def workload(n: int, max_len: int, seed: int = 0, long_fraction: float = 0.2) -> list[engine.Request]:
@@ -100,38 +104,36 @@ def memory_row(name: str, allocated: float, used: float) -> str:
             f"waste {1 - used / allocated:6.1%}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m shared.serve_bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(parser) -> None:
+    parser.description = __doc__
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--checkpoint", help="a run folder (default: random weights)")
     parser.add_argument("--requests", type=int, default=48, help="requests in the workload (default 48)")
     parser.add_argument("--slots", type=int, default=8, help="decode slots / static batch size (default 8)")
-    parser.add_argument("--max-len", type=int, default=256, help="cache positions per slot (default 256)")
+    parser.add_argument("--max-len", type=int, help="cache positions per slot, a multiple of 16 "
+                        "(default: the model's context; 256 with random weights)")
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    try:
-        if args.requests < 1 or args.slots < 1:
-            raise ConfigError("--requests and --slots must be >= 1")
-        if args.checkpoint:
-            from shared.train import load_params
-            config, params = load_params(args.checkpoint)
-        else:
-            config = ModelConfig(seq_len=args.max_len, d_model=256, n_layers=4, n_heads=4, d_ff=1024)
-            params = model.init(config, jax.random.key(0))
-        if args.max_len > config.seq_len or args.max_len % 16:
-            raise ConfigError(f"--max-len {args.max_len} must be a multiple of 16 and at most the "
-                              f"model's context {config.seq_len}")
-    except (ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    requests = workload(args.requests, args.max_len, args.seed)
-    static, cont, pag, ce, pe = compare(params, config, requests, args.slots, args.max_len)
+
+
+def load(args) -> tuple[ModelConfig, dict]:
+    """The model to serve: a trained run's, or random weights of a small one."""
+    if args.checkpoint:
+        return load_params(args.checkpoint)
+    config = ModelConfig(seq_len=args.max_len or 256, d_model=256, n_layers=4, n_heads=4, d_ff=1024)
+    return config, model.init(config, jax.random.key(0))
+
+
+def run(args) -> None:
+    if args.requests < 1 or args.slots < 1:
+        raise ConfigError("--requests and --slots must be >= 1")
+    config, params = load(args)
+    max_len = args.max_len or config.seq_len
+    if max_len > config.seq_len or max_len % 16:
+        raise ConfigError(f"--max-len {max_len} must be a multiple of 16 and at most the "
+                          f"model's context {config.seq_len}")
+    requests = workload(args.requests, max_len, args.seed)
+    static, cont, pag, ce, pe = compare(params, config, requests, args.slots, max_len)
     for r in (static, cont, pag):
         print(r.row())
     print(memory_row("contiguous reservation", *ce.mean_memory))
     print(memory_row("paged", *pe.mean_memory))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
