@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from shared import check
+from shared.course import check
 
 LESSONS = check.lesson_dirs()
 
