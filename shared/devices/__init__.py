@@ -1,4 +1,4 @@
-"""Getting several devices: simulated CPU devices, or processes joined by jax.distributed.
+"""Several devices: simulated CPU devices, or processes joined by jax.distributed (lessons 03-04).
 
 One machine: `simulate_cpu_devices(8)` right after `import jax` makes the CPU appear
 as 8 devices, so every sharding idea runs on a laptop (all 8 share the same cores

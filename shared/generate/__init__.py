@@ -1,4 +1,4 @@
-"""Generating text from a trained model's parameters, for one prompt or many.
+"""Text from a trained model's parameters, for one prompt or many (lessons 01, 09).
 
     mc, params = shared.train.load_params("runs/tiny")
     generate_all(params, mc, [data.encode("def ")], max_new_tokens=40)

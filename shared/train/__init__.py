@@ -1,4 +1,4 @@
-"""Training: the optimizer, a jitted (and optionally sharded) step, and the loop.
+"""Training: the optimizer, a jitted (and optionally sharded) step, the loop (lessons 01, 06-07).
 
     from shared import train
     result = train.train(mc, tc, "runs/mine")      # what `python -m shared.train` runs
