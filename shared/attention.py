@@ -1,27 +1,32 @@
-"""Attention: one entry point, several implementations with the same semantics.
+"""Attention: one entry point, several implementations with the same semantics (lesson 05).
 
 q: [B, S, H, D], k and v: [B, T, K, D] with H a multiple of K (grouped-query
-attention: query head h reads key/value head h // G, G = H / K). Causal masking
-treats the queries as the last S of the T positions; segment_ids [B, T] (the
-queries use the last S) keep packed documents from attending to each other.
-Every implementation returns [B, S, H, D] in q's dtype, accumulated in float32.
-Every query may attend at least to its own position, so no softmax row is empty.
+attention: query head h reads key/value head h // G, G = H / K). Masks come from
+positions: with `causal`, query s may read key t when k_positions[t] <= q_positions[s].
+By default the queries are the last S of the T positions (q_positions T-S..T-1,
+k_positions 0..T-1), which is training's case; a KV cache (lesson 09) passes the
+positions it holds instead. segment_ids [B, T] (the queries use the last S) keep packed
+documents from attending to each other. Every implementation returns [B, S, H, D] in
+q's dtype, accumulated in float32. Every query may attend at least to its own position,
+so no softmax row is empty.
 
     reference  scores, mask, softmax, weighted sum: the readable oracle; [S, T] memory
-    dense      the same [S, T] scores, head-major, with a hand-written backward: the model's default
     blockwise  online softmax over blocks in plain JAX, forward and backward; memory linear in S
-    pallas     a flash-attention kernel (shared.flash_pallas) with the blockwise backward
     xla        jax.nn.dot_product_attention, the library baseline (its XLA path)
+    dense      the reference's scores with a hand-written backward (shared.backward, lesson 06)
+    pallas     a flash-attention kernel (shared.flash_pallas, lesson 10); no explicit positions
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
+from typing import Callable, Protocol
 
 import jax
 import jax.numpy as jnp
 
-from shared import flash_pallas
+from shared.config import Error
 
 # Masked scores are set to this rather than -inf: a block where all of a query's keys
 # are masked then gives weights exp(MASKED - MASKED) = 1, not exp(-inf + inf) = NaN, and
@@ -29,20 +34,37 @@ from shared import flash_pallas
 MASKED = -1e30
 
 
-def mask(S: int, T: int, *, causal: bool, segment_ids: jax.Array | None) -> jax.Array:
+class AttentionError(Error):
+    """Attention cannot run as asked (unknown implementation, shapes); one line."""
+
+
+class Implementation(Protocol):
+    def __call__(self, q: jax.Array, k: jax.Array, v: jax.Array, *, causal: bool = True,
+                 segment_ids: jax.Array | None = None, q_positions: jax.Array | None = None,
+                 k_positions: jax.Array | None = None,
+                 scale: float | None = None) -> jax.Array: ...
+
+
+def mask(S: int, T: int, *, causal: bool, segment_ids: jax.Array | None,
+         q_positions: jax.Array | None = None, k_positions: jax.Array | None = None) -> jax.Array:
     """Boolean [B or 1, S, T]: True where query s may attend to key t.
 
-    Causal masking assumes the queries are the last S of the T positions.
+    q_positions [B, S] and k_positions [B, T] default to the queries being the last S
+    of the T positions.
     """
     allowed = jnp.ones((1, S, T), bool)
     if causal:
-        allowed &= (jnp.arange(S)[:, None] + (T - S)) >= jnp.arange(T)[None, :]
+        q_pos = jnp.arange(T - S, T)[None] if q_positions is None else q_positions  # [B or 1, S]
+        k_pos = jnp.arange(T)[None] if k_positions is None else k_positions  # [B or 1, T]
+        allowed &= k_pos[:, None, :] <= q_pos[:, :, None]
     if segment_ids is not None:
         allowed &= segment_ids[:, -S:, None] == segment_ids[:, None, :]
     return allowed
 
 
-def reference(q, k, v, *, causal=True, segment_ids=None, scale=None):
+def reference(q: jax.Array, k: jax.Array, v: jax.Array, *, causal: bool = True,
+              segment_ids: jax.Array | None = None, q_positions: jax.Array | None = None,
+              k_positions: jax.Array | None = None, scale: float | None = None) -> jax.Array:
     """Scores, mask, softmax, weighted sum: the readable oracle. Materialises [B, K, G, S, T]."""
     B, S, H, D = q.shape
     T, K = k.shape[1], k.shape[2]
@@ -50,7 +72,8 @@ def reference(q, k, v, *, causal=True, segment_ids=None, scale=None):
     scale = D ** -0.5 if scale is None else scale
     qg = q.reshape(B, S, K, G, D)  # [B, S, K, G, D]: query heads grouped by the K head they read
     scores = jnp.einsum("BSKGD,BTKD->BKGST", qg, k, preferred_element_type=jnp.float32) * scale
-    allowed = mask(S, T, causal=causal, segment_ids=segment_ids)[:, None, None]  # [B, 1, 1, S, T]
+    allowed = mask(S, T, causal=causal, segment_ids=segment_ids, q_positions=q_positions,
+                   k_positions=k_positions)[:, None, None]  # [B or 1, 1, 1, S, T]
     scores = jnp.where(allowed, scores, -jnp.inf)
     weights = jax.nn.softmax(scores, axis=-1)
     weights = jnp.where(allowed, weights, 0.0)  # rows with no allowed key give 0, not NaN
@@ -59,67 +82,9 @@ def reference(q, k, v, *, causal=True, segment_ids=None, scale=None):
     return out.reshape(B, S, H, D).astype(q.dtype)  # [B, S, H, D]
 
 
-# --- dense: the reference's [S, T] scores, with a hand-written backward ----------------------
-
-def _dense_forward(q, k, v, segment_ids, causal, scale):
-    """Output [B, S, H, D] and what the backward pass keeps: head-major q, k, v, the softmax
-    weights p [B, K, G, S, T] and the float32 output [B, K, G, S, D]."""
-    B, S, H, D = q.shape
-    T, K = k.shape[1], k.shape[2]
-    qh = jnp.einsum("BSKGD->BKGSD", q.reshape(B, S, K, H // K, D))  # [B, K, G, S, D]
-    kh, vh = jnp.einsum("BTKD->BKTD", k), jnp.einsum("BTKD->BKTD", v)  # [B, K, T, D]
-    s = jnp.einsum("BKGSD,BKTD->BKGST", qh, kh, preferred_element_type=jnp.float32) * scale
-    allowed = mask(S, T, causal=causal, segment_ids=segment_ids)[:, None, None]  # [B or 1, 1, 1, S, T]
-    s = jnp.where(allowed, s, MASKED)  # every row keeps its own position, so its max is finite
-    p = jnp.exp(s - s.max(axis=-1, keepdims=True))
-    p = p / p.sum(axis=-1, keepdims=True)  # masked weights are exp(MASKED - max) = 0 exactly
-    oh = jnp.einsum("BKGST,BKTD->BKGSD", p.astype(v.dtype), vh, preferred_element_type=jnp.float32)
-    out = jnp.einsum("BKGSD->BSKGD", oh).reshape(B, S, H, D).astype(q.dtype)
-    return out, (qh, kh, vh, p, oh)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5))
-def _dense(q, k, v, segment_ids, causal, scale):
-    return _dense_forward(q, k, v, segment_ids, causal, scale)[0]
-
-
-def _dense_bwd(causal, scale, saved, d_out):
-    """The blockwise backward's formulas on the whole [S, T] at once (see _blockwise_backward)."""
-    qh, kh, vh, p, oh = saved
-    B, K, G, S, D = qh.shape
-    doh = jnp.einsum("BSKGD->BKGSD", d_out.reshape(B, S, K, G, D))  # [B, K, G, S, D]
-    dv = jnp.einsum("BKGST,BKGSD->BKTD", p.astype(doh.dtype), doh, preferred_element_type=jnp.float32)
-    dp = jnp.einsum("BKGSD,BKTD->BKGST", doh, vh, preferred_element_type=jnp.float32)
-    delta = jnp.sum(doh.astype(jnp.float32) * oh, axis=-1, keepdims=True)  # [B, K, G, S, 1]
-    ds = (p * (dp - delta) * scale).astype(qh.dtype)  # d(loss)/d(q.k); 0 where masked
-    dq = jnp.einsum("BKGST,BKTD->BKGSD", ds, kh, preferred_element_type=jnp.float32)
-    dk = jnp.einsum("BKGST,BKGSD->BKTD", ds, qh, preferred_element_type=jnp.float32)
-    # Back to the callers' layouts only now: every matmul above stays head-major.
-    dq = jnp.einsum("BKGSD->BSKGD", dq).reshape(B, S, K * G, D)
-    dk, dv = jnp.einsum("BKTD->BTKD", dk), jnp.einsum("BKTD->BTKD", dv)
-    return dq.astype(qh.dtype), dk.astype(kh.dtype), dv.astype(vh.dtype), None
-
-
-_dense.defvjp(_dense_forward, _dense_bwd)
-
-
-def dense(q, k, v, *, causal=True, segment_ids=None, scale=None):
-    """The reference's arithmetic in a head-major layout, with a hand-written backward.
-
-    The same [S, T] scores as the reference, so memory is quadratic in S; but autodiff of
-    the reference keeps several [S, T] intermediates and transposes them between the
-    [B, S, H, D] and [B, H, S, T] layouts, while this keeps only the softmax weights and
-    runs every matmul in the head-major layout. That made the training step 1.2x faster
-    than with the reference at the `small` preset on a CPU, and 1.3x at `125m` on an H100
-    (lesson 06).
-    """
-    scale = q.shape[-1] ** -0.5 if scale is None else scale
-    return _dense(q, k, v, segment_ids, causal, scale)
-
-
 # --- blockwise: the flash-attention schedule in plain JAX ------------------------------------
 
-BLOCK_Q, BLOCK_K = 256, 256  # blockwise defaults: the fastest of 128, 256, 512 at S = 2048 on a 2-core CPU
+BLOCK_Q, BLOCK_K = 256, 256  # blockwise's default tiles (lesson 05 says how they were chosen)
 
 
 def _block_size(n: int, preferred: int, what: str) -> int:
@@ -131,7 +96,7 @@ def _block_size(n: int, preferred: int, what: str) -> int:
     return block
 
 
-def _block_scores(q_blk, k_blk, i, j, *, bq, bk, offset, causal, segment_ids, scale):
+def _block_scores(q_blk, k_blk, i, j, *, bq, bk, offset, causal, segment_ids, positions, scale):
     """Scaled, masked scores of query block i against key block j.
 
     q_blk: [B, bq, K, G, D], k_blk: [B, bk, K, D]. Returns scores [B, K, G, bq, bk] in
@@ -140,10 +105,14 @@ def _block_scores(q_blk, k_blk, i, j, *, bq, bk, offset, causal, segment_ids, sc
     """
     s = jnp.einsum("BSKGD,BTKD->BKGST", q_blk, k_blk, preferred_element_type=jnp.float32) * scale
     allowed = None
-    if causal:
+    if causal and positions is None:
         q_pos = offset + i * bq + jnp.arange(bq)  # queries are the last S of the T positions
         k_pos = j * bk + jnp.arange(bk)
         allowed = (q_pos[:, None] >= k_pos[None, :])[None]  # [1, bq, bk]
+    elif causal:
+        q_pos = jax.lax.dynamic_slice_in_dim(positions[0], i * bq, bq, axis=1)  # [B, bq]
+        k_pos = jax.lax.dynamic_slice_in_dim(positions[1], j * bk, bk, axis=1)  # [B, bk]
+        allowed = k_pos[:, None, :] <= q_pos[:, :, None]  # [B, bq, bk]
     if segment_ids is not None:
         q_seg = jax.lax.dynamic_slice_in_dim(segment_ids, offset + i * bq, bq, axis=1)  # [B, bq]
         k_seg = jax.lax.dynamic_slice_in_dim(segment_ids, j * bk, bk, axis=1)  # [B, bk]
@@ -155,7 +124,8 @@ def _block_scores(q_blk, k_blk, i, j, *, bq, bk, offset, causal, segment_ids, sc
 
 
 def _key_blocks_for(i, *, bq, bk, offset, nk, causal):
-    """How many key blocks query block i reads: all of them, or up to its last query if causal."""
+    """How many key blocks query block i reads: all of them, or up to its last query if the
+    mask is causal by index (explicit positions may put any key anywhere: all of them)."""
     if not causal:
         return nk
     return jnp.minimum(nk, (offset + (i + 1) * bq + bk - 1) // bk)
@@ -166,27 +136,29 @@ def _first_query_block_for(j, *, bq, bk, offset, causal):
     return jnp.maximum(0, (j * bk - offset) // bq) if causal else 0
 
 
-def _tiling(q, k, segment_ids, causal, scale, block_q, block_k):
-    """Sizes, blocks (bq, bk), block counts, the causal offset T - S, and the block-scores
-    function that the forward and the backward pass share."""
+def _tiling(q, k, segment_ids, positions, causal, scale, block_q, block_k):
+    """Sizes, blocks (bq, bk), block counts, the causal offset T - S, the block-scores
+    function that the forward and the backward pass share, and whether blocks may be
+    skipped (a mask causal by index: no explicit positions)."""
     B, S, H, D = q.shape
     T, K = k.shape[1], k.shape[2]
     bq, bk = _block_size(S, block_q, "query"), _block_size(T, block_k, "key")
     offset = T - S
     scores = functools.partial(_block_scores, bq=bq, bk=bk, offset=offset, causal=causal,
-                               segment_ids=segment_ids, scale=scale)
-    return B, S, T, H, K, H // K, D, bq, bk, S // bq, T // bk, offset, scores
+                               segment_ids=segment_ids, positions=positions, scale=scale)
+    skip = causal and positions is None
+    return B, S, T, H, K, H // K, D, bq, bk, S // bq, T // bk, offset, scores, skip
 
 
-def _blockwise_forward(q, k, v, segment_ids, causal, scale, block_q, block_k):
+def _blockwise_forward(q, k, v, segment_ids, positions, causal, scale, block_q, block_k):
     """Output [B, S, H, D] and log-sum-exp of the scores [B, K, G, S] (float32).
 
     For each query block (lax.map), loop over the key blocks it needs (fori_loop) with
     a running max m, running sum l and running weighted sum acc: when a new block
     raises the max, the old l and acc are rescaled by exp(m_old - m_new).
     """
-    B, S, T, H, K, G, D, bq, bk, nq, nk, offset, scores = _tiling(
-        q, k, segment_ids, causal, scale, block_q, block_k)
+    B, S, T, H, K, G, D, bq, bk, nq, nk, offset, scores, skip = _tiling(
+        q, k, segment_ids, positions, causal, scale, block_q, block_k)
     q_blocks = jnp.moveaxis(q.reshape(B, nq, bq, K, G, D), 1, 0)  # [nq, B, bq, K, G, D]
 
     def one_query_block(args):
@@ -209,7 +181,7 @@ def _blockwise_forward(q, k, v, segment_ids, causal, scale, block_q, block_k):
         init = (jnp.zeros((B, bq, K, G, D), jnp.float32),
                 jnp.full((B, K, G, bq), -jnp.inf, jnp.float32),
                 jnp.zeros((B, K, G, bq), jnp.float32))
-        hi = _key_blocks_for(i, bq=bq, bk=bk, offset=offset, nk=nk, causal=causal)
+        hi = _key_blocks_for(i, bq=bq, bk=bk, offset=offset, nk=nk, causal=skip)
         acc, m, l = jax.lax.fori_loop(0, hi, step, init)
         out = acc / jnp.moveaxis(l, -1, 1)[..., None]
         return out.astype(q.dtype), m + jnp.log(l)
@@ -220,17 +192,18 @@ def _blockwise_forward(q, k, v, segment_ids, causal, scale, block_q, block_k):
     return out, lse
 
 
-def _blockwise_backward(q, k, v, segment_ids, out, lse, d_out, causal, scale, block_q, block_k):
+def blockwise_backward(q, k, v, segment_ids, positions, out, lse, d_out, causal, scale,
+                        block_q, block_k):
     """Gradients (dq, dk, dv) from the saved output and log-sum-exp, recomputing each block.
 
     Softmax weights are rebuilt block by block as p = exp(s - lse), so nothing [S, T]
     is ever stored. With delta = rowsum(d_out * out):
       dv += p^T d_out,  dp = d_out v^T,  ds = p (dp - delta),  dq += scale ds k,  dk += scale ds^T q.
     A scan over key blocks carries dq; an inner loop over the query blocks that read
-    key block j accumulates dk_j and dv_j.
+    key block j accumulates dk_j and dv_j. (shared.flash_pallas's kernel uses it too.)
     """
-    B, S, T, H, K, G, D, bq, bk, nq, nk, offset, scores = _tiling(
-        q, k, segment_ids, causal, scale, block_q, block_k)
+    B, S, T, H, K, G, D, bq, bk, nq, nk, offset, scores, skip = _tiling(
+        q, k, segment_ids, positions, causal, scale, block_q, block_k)
     q5 = q.reshape(B, S, K, G, D)  # [B, S, K, G, D]
     do5 = d_out.reshape(B, S, K, G, D)  # [B, S, K, G, D]
     delta = jnp.einsum("BSKGD,BSKGD->BKGS", do5.astype(jnp.float32),
@@ -259,7 +232,7 @@ def _blockwise_backward(q, k, v, segment_ids, out, lse, d_out, causal, scale, bl
             return dq, dk, dv
 
         zeros = jnp.zeros((B, bk, K, D), jnp.float32)
-        lo = _first_query_block_for(j, bq=bq, bk=bk, offset=offset, causal=causal)
+        lo = _first_query_block_for(j, bq=bq, bk=bk, offset=offset, causal=skip)
         dq, dk, dv = jax.lax.fori_loop(lo, nq, step, (dq, zeros, zeros))
         return dq, (dk, dv)
 
@@ -270,103 +243,112 @@ def _blockwise_backward(q, k, v, segment_ids, out, lse, d_out, causal, scale, bl
     return dq.reshape(B, S, H, D).astype(q.dtype), dk.astype(k.dtype), dv.astype(v.dtype)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5, 6, 7))
-def _blockwise(q, k, v, segment_ids, causal, scale, block_q, block_k):
-    return _blockwise_forward(q, k, v, segment_ids, causal, scale, block_q, block_k)[0]
+@functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6, 7, 8))
+def _blockwise(q, k, v, segment_ids, positions, causal, scale, block_q, block_k):
+    return _blockwise_forward(q, k, v, segment_ids, positions, causal, scale, block_q, block_k)[0]
 
 
-def _blockwise_fwd(q, k, v, segment_ids, causal, scale, block_q, block_k):
-    out, lse = _blockwise_forward(q, k, v, segment_ids, causal, scale, block_q, block_k)
-    return out, (q, k, v, segment_ids, out, lse)
+def _blockwise_fwd(q, k, v, segment_ids, positions, causal, scale, block_q, block_k):
+    out, lse = _blockwise_forward(q, k, v, segment_ids, positions, causal, scale, block_q, block_k)
+    return out, (q, k, v, segment_ids, positions, out, lse)
 
 
 def _blockwise_bwd(causal, scale, block_q, block_k, residuals, d_out):
-    q, k, v, segment_ids, out, lse = residuals
-    grads = _blockwise_backward(q, k, v, segment_ids, out, lse, d_out, causal, scale,
+    q, k, v, segment_ids, positions, out, lse = residuals
+    grads = blockwise_backward(q, k, v, segment_ids, positions, out, lse, d_out, causal, scale,
                                 block_q, block_k)
-    return (*grads, None)  # segment ids are integers: no gradient
+    return (*grads, None, None)  # segment ids and positions are integers: no gradient
 
 
 _blockwise.defvjp(_blockwise_fwd, _blockwise_bwd)
 
 
-def blockwise(q, k, v, *, causal=True, segment_ids=None, scale=None,
-              block_q: int = BLOCK_Q, block_k: int = BLOCK_K):
+def blockwise(q: jax.Array, k: jax.Array, v: jax.Array, *, causal: bool = True,
+              segment_ids: jax.Array | None = None, q_positions: jax.Array | None = None,
+              k_positions: jax.Array | None = None, scale: float | None = None,
+              block_q: int = BLOCK_Q, block_k: int = BLOCK_K) -> jax.Array:
     """Flash attention's schedule in plain JAX: [bq, bk] scores at a time, never [S, T].
 
     Block sizes are min(block, length) and must divide S and T. The backward pass
     recomputes the scores block by block from the saved log-sum-exp (custom_vjp).
+    Causal by index (no positions given), blocks above the diagonal are skipped.
     """
     scale = q.shape[-1] ** -0.5 if scale is None else scale
-    return _blockwise(q, k, v, segment_ids, causal, scale, block_q, block_k)
-
-
-# --- pallas: the flash-attention kernel forward, the blockwise backward ---------------------
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5))
-def _pallas(q, k, v, segment_ids, causal, scale):
-    return flash_pallas.flash_forward(q, k, v, segment_ids=segment_ids, causal=causal,
-                                      scale=scale)[0]
-
-
-def _pallas_fwd(q, k, v, segment_ids, causal, scale):
-    out, lse = flash_pallas.flash_forward(q, k, v, segment_ids=segment_ids, causal=causal,
-                                          scale=scale)
-    B, H, S = lse.shape
-    lse = lse.reshape(B, k.shape[2], H // k.shape[2], S)  # [B, H, S] -> [B, K, G, S]
-    return out, (q, k, v, segment_ids, out, lse)
-
-
-def _pallas_bwd(causal, scale, residuals, d_out):
-    q, k, v, segment_ids, out, lse = residuals
-    grads = _blockwise_backward(q, k, v, segment_ids, out, lse, d_out, causal, scale,
-                                BLOCK_Q, BLOCK_K)
-    return (*grads, None)
-
-
-_pallas.defvjp(_pallas_fwd, _pallas_bwd)
-
-
-def pallas(q, k, v, *, causal=True, segment_ids=None, scale=None):
-    """Flash-attention forward as a Pallas kernel (interpret mode on the CPU); blockwise backward.
-
-    Tiling rules are in shared.flash_pallas.flash_forward; the backward needs S and T
-    to be multiples of min(256, S) and min(256, T), as blockwise does.
-    """
-    scale = q.shape[-1] ** -0.5 if scale is None else scale
-    return _pallas(q, k, v, segment_ids, causal, scale)
+    positions = None
+    if q_positions is not None or k_positions is not None:
+        B, S, T = q.shape[0], q.shape[1], k.shape[1]
+        q_pos = jnp.arange(T - S, T) if q_positions is None else q_positions
+        k_pos = jnp.arange(T) if k_positions is None else k_positions
+        positions = (jnp.broadcast_to(q_pos, (B, S)), jnp.broadcast_to(k_pos, (B, T)))
+    return _blockwise(q, k, v, segment_ids, positions, causal, scale, block_q, block_k)
 
 
 # --- xla: the library baseline --------------------------------------------------------------
 
-def xla(q, k, v, *, causal=True, segment_ids=None, scale=None):
+def xla(q: jax.Array, k: jax.Array, v: jax.Array, *, causal: bool = True,
+        segment_ids: jax.Array | None = None, q_positions: jax.Array | None = None,
+        k_positions: jax.Array | None = None, scale: float | None = None) -> jax.Array:
     """jax.nn.dot_product_attention with its XLA implementation.
 
     It has GQA built in. Its is_causal aligns queries with the first S keys, so when
-    S != T (or with segment ids) the mask is passed explicitly as a [B, 1, S, T] array,
-    which its cuDNN path would not take; this course uses its XLA path throughout.
+    S != T (or with segment ids or positions) the mask is passed explicitly as a
+    [B, 1, S, T] array, which its cuDNN path would not take; this course uses its XLA
+    path throughout.
     """
     S, T = q.shape[1], k.shape[1]
-    if causal and S == T and segment_ids is None:
+    explicit = q_positions is not None or k_positions is not None or segment_ids is not None
+    if causal and S == T and not explicit:
         return jax.nn.dot_product_attention(q, k, v, scale=scale, is_causal=True)
     allowed = None
     if causal or segment_ids is not None:
-        allowed = mask(S, T, causal=causal, segment_ids=segment_ids)[:, None]  # [B or 1, 1, S, T]
+        allowed = mask(S, T, causal=causal, segment_ids=segment_ids, q_positions=q_positions,
+                       k_positions=k_positions)[:, None]  # [B or 1, 1, S, T]
     return jax.nn.dot_product_attention(q, k, v, scale=scale, mask=allowed)
 
 
-IMPLEMENTATIONS = {"reference": reference, "dense": dense, "blockwise": blockwise, "pallas": pallas,
-                   "xla": xla}
+# Implementations by name, as "module:function": the later lessons' modules are imported
+# only when their implementation is asked for.
+IMPLEMENTATIONS = {
+    "reference": "shared.attention:reference",
+    "dense": "shared.backward:dense",
+    "blockwise": "shared.attention:blockwise",
+    "pallas": "shared.flash_pallas:attention",
+    "xla": "shared.attention:xla",
+}
+TAKE_POSITIONS = ("reference", "dense", "blockwise", "xla")  # those that read a KV cache
 
 
-def attention(q, k, v, *, causal: bool = True, segment_ids=None, impl: str = "reference",
+def implementation(name: str) -> Implementation:
+    """The attention function registered as `name`."""
+    if name not in IMPLEMENTATIONS:
+        raise AttentionError(f"unknown attention impl {name!r}; valid: "
+                             f"{', '.join(IMPLEMENTATIONS)}")
+    module, function = IMPLEMENTATIONS[name].split(":")
+    return getattr(importlib.import_module(module), function)
+
+
+def attention(q: jax.Array, k: jax.Array, v: jax.Array, *, causal: bool = True,
+              segment_ids: jax.Array | None = None, q_positions: jax.Array | None = None,
+              k_positions: jax.Array | None = None, impl: str = "reference",
               scale: float | None = None) -> jax.Array:
-    """Attention output [B, S, H, D] in q's dtype, accumulated in float32."""
-    if impl not in IMPLEMENTATIONS:
-        raise ValueError(f"unknown attention impl {impl!r}; valid: {', '.join(IMPLEMENTATIONS)}")
-    if q.shape[2] % k.shape[2]:
-        raise ValueError(f"query heads ({q.shape[2]}) must be a multiple of key/value heads ({k.shape[2]})")
-    if causal and q.shape[1] > k.shape[1]:
-        raise ValueError(f"causal attention treats the S={q.shape[1]} queries as the last of the "
-                         f"T={k.shape[1]} positions, so S must be <= T")
-    return IMPLEMENTATIONS[impl](q, k, v, causal=causal, segment_ids=segment_ids, scale=scale)
+    """Attention output [B, S, H, D] in q's dtype, accumulated in float32.
+
+    q_positions [B, S] and k_positions [B, T]: where the queries and keys are in their
+    sequences (default: the queries are the last S of the T positions).
+    """
+    fn = implementation(impl)
+    (B, S, H, _), (T, K) = q.shape, k.shape[1:3]
+    if H % K:
+        raise AttentionError(f"query heads ({H}) must be a multiple of key/value heads ({K})")
+    positions = q_positions is not None or k_positions is not None
+    if positions and impl not in TAKE_POSITIONS:
+        raise AttentionError(f"attention {impl!r} takes no explicit positions (no KV cache); "
+                             f"use one of {', '.join(TAKE_POSITIONS)}")
+    if causal and S > T and not positions:
+        raise AttentionError(f"causal attention treats the S={S} queries as the last of the "
+                             f"T={T} positions, so S must be <= T")
+    if segment_ids is not None and segment_ids.shape != (B, T):
+        raise AttentionError(f"segment_ids of shape {tuple(segment_ids.shape)} should be "
+                             f"[B, T] = {(B, T)} for keys of shape {tuple(k.shape)}")
+    kw = {"q_positions": q_positions, "k_positions": k_positions} if positions else {}
+    return fn(q, k, v, causal=causal, segment_ids=segment_ids, scale=scale, **kw)

@@ -1,4 +1,4 @@
-"""Model and training settings, with named presets.
+"""Model and training settings, with named presets (lesson 01).
 
 Nothing here touches JAX: a config is plain data that can be printed, saved as
 JSON next to a checkpoint, compared on resume and validated before any work.
@@ -27,6 +27,7 @@ class ConfigError(Error):
 # input and recomputes the rest; matmuls keeps the outputs of the weight matmuls and
 # recomputes the cheap elementwise work (norms, RoPE, GELU, softmax) between them.
 REMAT = ("none", "full", "matmuls")
+MLPS = ("autodiff", "manual")  # how the MLP's backward pass is computed (shared.backward)
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,8 @@ class ModelConfig:
     n_kv_heads: int = 0  # K key/value heads; 0 means n_heads (plain multi-head attention)
     d_ff: int = 1536  # MLP width F, 4 * d_model as in GPT-2
     rope_base: float = 10000.0  # rotary position base; larger spreads the slowest frequencies further
-    attention: str = "dense"  # implementation name in shared.attention (reference is the readable oracle)
+    attention: str = "reference"  # implementation in shared.attention (lesson 05); presets: "dense"
+    mlp: str = "autodiff"  # "manual": the MLP's hand-written backward pass (shared.backward, lesson 06)
     dtype: str = "float32"  # compute dtype of matmuls (summed in float32); parameters stay float32
     remat: str = "none"  # what the backward pass recomputes: none, full, or everything but matmuls
 
@@ -70,6 +72,8 @@ class ModelConfig:
             )
         if self.dtype not in ("float32", "bfloat16"):
             raise ConfigError(f"dtype must be 'float32' or 'bfloat16', got {self.dtype!r}")
+        if self.mlp not in MLPS:
+            raise ConfigError(f"mlp must be one of {', '.join(MLPS)}, got {self.mlp!r}")
         if self.remat not in REMAT:
             raise ConfigError(f"remat must be one of {', '.join(REMAT)}, got {self.remat!r}")
         return self
@@ -115,29 +119,33 @@ class Preset:
     about: str = field(default="", compare=False)
 
 
+# The presets train with lesson 06's hand-written backward passes (shared.backward); the
+# ModelConfig defaults are lesson 01's plain model, differentiated by autodiff.
+FAST = {"attention": "dense", "mlp": "manual"}
+
 PRESETS: dict[str, Preset] = {
     "tiny": Preset(
-        ModelConfig(seq_len=128, d_model=128, n_layers=4, n_heads=4, d_ff=512),
+        ModelConfig(seq_len=128, d_model=128, n_layers=4, n_heads=4, d_ff=512, **FAST),
         TrainConfig(batch_size=8, steps=1500, lr=2e-3, warmup_steps=50, eval_every=250,
                     checkpoint_every=500),
         "0.85M parameters; about three minutes on a 2-core CPU",
     ),
     "small": Preset(
-        ModelConfig(),
+        ModelConfig(**FAST),
         TrainConfig(batch_size=32, steps=5000, lr=1e-3, warmup_steps=100, eval_every=250,
                     checkpoint_every=500),
         "nanoGPT's character-level Shakespeare shape: 10.8M parameters",
     ),
     "125m": Preset(
         ModelConfig(seq_len=1024, d_model=768, n_layers=18, n_heads=12, d_ff=3072,
-                    dtype="bfloat16"),
+                    dtype="bfloat16", **FAST),
         TrainConfig(batch_size=32, steps=20000, lr=6e-4, warmup_steps=1000, eval_every=1000,
                     checkpoint_every=2000),
         "GPT-2 small's width, 18 layers: 128M parameters; for one accelerator",
     ),
     "1b": Preset(
         ModelConfig(seq_len=2048, d_model=2048, n_layers=20, n_heads=16, n_kv_heads=8,
-                    d_ff=8192, dtype="bfloat16"),
+                    d_ff=8192, dtype="bfloat16", **FAST),
         TrainConfig(batch_size=64, steps=50000, lr=3e-4, warmup_steps=2000, eval_every=2000,
                     checkpoint_every=2000),
         "0.92B parameters with grouped-query attention; for a TPU slice or several GPUs",

@@ -1,4 +1,4 @@
-"""A continuous-batching engine: decode slots, a request queue, prompt-length buckets.
+"""A continuous-batching engine: decode slots, a request queue, prompt-length buckets (lesson 09).
 
     engine = Engine(params, config, slots=8)
     done = engine.run([Request(0, prompt, max_new_tokens=64), ...])
@@ -100,8 +100,8 @@ class ContiguousKV:
         fresh = inference.init_cache(self.config, 1, tokens.shape[1])
         logits, fresh = inference.extend(params, fresh, tokens, n, self.config)
         put = lambda big, small: jax.lax.dynamic_update_slice(big, small, (0, slot, 0, 0, 0))
-        return logits, {"k": put(cache["k"], fresh["k"]), "v": put(cache["v"], fresh["v"]),
-                        "length": cache["length"].at[slot].set(n[0])}
+        return logits, inference.Cache(put(cache.k, fresh.k), put(cache.v, fresh.v),
+                                       cache.length.at[slot].set(n[0]))
 
     def decode(self, params, cache, tokens, n_valid):
         return inference.extend(params, cache, tokens, n_valid, self.config)
@@ -114,7 +114,7 @@ class ContiguousKV:
 
     # ---- host bookkeeping ----
 
-    def check(self, n_prompt: int, budget: int) -> str:
+    def refusal(self, n_prompt: int, budget: int) -> str:
         return ""  # a request that fits max_len fits its row
 
     def can_admit(self, n_prompt: int, budget: int) -> bool:
@@ -213,7 +213,7 @@ class Engine:
         elif request.max_new_tokens < 1:
             error = f"max_new_tokens must be >= 1, got {request.max_new_tokens}"
         else:
-            error = self.kv.check(n, self._budget(request))
+            error = self.kv.refusal(n, self._budget(request))
         if error:
             return Completion(request.id, np.zeros(0, np.int32), "rejected", f"request {request.id}: {error}",
                               now, None, now)

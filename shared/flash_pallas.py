@@ -1,4 +1,4 @@
-"""Flash attention's forward pass as a Pallas kernel.
+"""Flash attention's forward pass as a Pallas kernel (lesson 10).
 
 One program of the grid (batch b, query head h, query block i) holds a [bq, D]
 block of queries and walks over the key/value blocks of the head it reads,
@@ -22,10 +22,11 @@ import jax
 import jax.numpy as jnp
 from jax.experimental import pallas as pl
 
+from shared.attention import BLOCK_K as BACKWARD_BLOCK_K, BLOCK_Q as BACKWARD_BLOCK_Q
+from shared.attention import MASKED, blockwise_backward
 from shared.kernels import pallas_call, platform
 
 BLOCK_Q, BLOCK_K = 128, 64  # fits a GPU's shared memory for D up to 128 in float32 and bfloat16
-MASKED = -1e30  # finite: exp(MASKED - MASKED) is 1, where -inf would give exp(-inf + inf) = NaN
 
 
 def _flash_kernel(q_ref, k_ref, v_ref, q_seg_ref, k_seg_ref, o_ref, lse_ref, *,
@@ -150,3 +151,39 @@ def flash_forward(q, k, v, *, segment_ids=None, causal: bool = True, scale: floa
         name="flash_attention_forward",
     )(qh, kh, vh, q_seg, k_seg)
     return jnp.swapaxes(out, 1, 2), lse[..., 0]  # [B, S, H, D], [B, H, S]
+
+
+# --- the kernel as one of shared.attention's implementations: the blockwise backward -----------
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5))
+def _attention(q, k, v, segment_ids, causal, scale):
+    return flash_forward(q, k, v, segment_ids=segment_ids, causal=causal, scale=scale)[0]
+
+
+def _attention_fwd(q, k, v, segment_ids, causal, scale):
+    out, lse = flash_forward(q, k, v, segment_ids=segment_ids, causal=causal, scale=scale)
+    B, H, S = lse.shape
+    lse = lse.reshape(B, k.shape[2], H // k.shape[2], S)  # [B, H, S] -> [B, K, G, S]
+    return out, (q, k, v, segment_ids, out, lse)
+
+
+def _attention_bwd(causal, scale, residuals, d_out):
+    q, k, v, segment_ids, out, lse = residuals
+    grads = blockwise_backward(q, k, v, segment_ids, None, out, lse, d_out, causal, scale,
+                               BACKWARD_BLOCK_Q, BACKWARD_BLOCK_K)
+    return (*grads, None)
+
+
+_attention.defvjp(_attention_fwd, _attention_bwd)
+
+
+def attention(q: jax.Array, k: jax.Array, v: jax.Array, *, causal: bool = True,
+              segment_ids: jax.Array | None = None, scale: float | None = None) -> jax.Array:
+    """shared.attention's "pallas": this kernel's forward, the blockwise backward.
+
+    Tiling rules are flash_forward's; the backward needs S and T to be multiples of
+    min(256, S) and min(256, T), as blockwise does. Queries are the last S of the T
+    positions (no explicit positions, so no KV cache).
+    """
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
+    return _attention(q, k, v, segment_ids, causal, scale)

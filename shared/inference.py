@@ -1,4 +1,4 @@
-"""KV-cache inference: prefill the prompt once, then decode one token per step.
+"""KV-cache inference: prefill the prompt once, then decode a token per step (lessons 08-09).
 
 Naive generation (shared.sampling) recomputes the keys and values of the whole
 prefix for every new token. They never change, so we keep them: a cache
@@ -8,11 +8,15 @@ prefix for every new token. They never change, so we keep them: a cache
 
 holds key/value heads only (K, not H: grouped-query attention shrinks it by G). K comes
 before T so that attention's matmuls (batched over B and K) read each head's keys and
-values where they lie, without transposing the cache first.
-`extend` is the one step both phases use: it writes S new tokens per row at
-positions length..length+S-1 (dynamic_update_slice into the fixed-shape cache, so
-one compiled program serves every step) and returns the logits at each row's last
-new token. Prefill is extend with S = the prompt length; decode is extend with S = 1.
+values where they lie: the [B, T, K, D] view the model gets is a transpose that the
+head-major attention ("dense") undoes for free.
+
+The model is shared.model's, unchanged: its blocks take the cache as an argument and
+call cache.update for each layer (shared.model.KVCache). `extend` is the one step both
+phases use: it writes S new tokens per row at positions length..length+S-1 (a scatter
+into the fixed-shape cache, so one compiled program serves every step) and returns the
+logits at each row's last new token. Prefill is extend with S = the prompt length;
+decode is extend with S = 1.
 
 Rows may hold prompts of different lengths (right-padded): a query at position p
 attends to cache positions 0..p only, so padding written beyond a row's length is
@@ -21,31 +25,45 @@ never read before the next decode step overwrites it.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-from typing import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from shared import attention as attn_lib
 from shared import model, sampling
-from shared.config import ModelConfig
-from shared.quant import QTensor, dense
+from shared.config import Error, ModelConfig
 
 
-class InferenceError(ValueError):
+class InferenceError(Error):
     """A generation request cannot be served as asked; the message is one line."""
 
 
-def init_cache(config: ModelConfig, batch: int, max_len: int | None = None) -> dict:
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class Cache:
+    """A contiguous KV cache: max_len positions reserved for every row (model.KVCache)."""
+
+    k: jax.Array  # [L, B, K, T, D]
+    v: jax.Array  # [L, B, K, T, D]
+    length: jax.Array  # int32 [B]: positions filled in each row
+
+    def update(self, layer, k, v, positions):
+        cache = dataclasses.replace(self, k=write(self.k, layer, k, positions),
+                                    v=write(self.v, layer, v, positions))
+        B, T = self.length.shape[0], self.k.shape[3]
+        view = lambda c: jnp.einsum("BKTD->BTKD", c[layer])  # [B, T, K, D]
+        return cache, view(cache.k), view(cache.v), jnp.broadcast_to(jnp.arange(T), (B, T))
+
+
+def init_cache(config: ModelConfig, batch: int, max_len: int | None = None) -> Cache:
     """An empty cache for `batch` rows of max_len (default config.seq_len) positions."""
     c = config
     T = max_len or c.seq_len
     shape = (c.n_layers, batch, c.kv_heads, T, c.head_dim)  # [L, B, K, T, D]
     dtype = jnp.dtype(c.dtype)
-    return {"k": jnp.zeros(shape, dtype), "v": jnp.zeros(shape, dtype),
-            "length": jnp.zeros((batch,), jnp.int32)}
+    return Cache(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype), jnp.zeros((batch,), jnp.int32))
 
 
 def kv_bytes_per_token(config: ModelConfig) -> int:
@@ -54,33 +72,7 @@ def kv_bytes_per_token(config: ModelConfig) -> int:
     return 2 * c.n_layers * c.kv_heads * c.head_dim * jnp.dtype(c.dtype).itemsize
 
 
-def attend(q: jax.Array, k: jax.Array, v: jax.Array, q_pos: jax.Array) -> jax.Array:
-    """Attention of queries at positions q_pos to cache positions 0..q_pos.
-
-    q: [B, S, H, D]; k, v: [B, K, T, D] (position t of the cache at index t); q_pos:
-    [B, S]. Returns [B, S, H, D] in q's dtype, accumulated in float32. This is
-    shared.attention's reference with a per-row position mask: the cache's queries
-    are not "the last S of T positions" that its causal mask assumes.
-    """
-    B, S, H, D = q.shape
-    K, T = k.shape[1], k.shape[2]
-    qg = q.reshape(B, S, K, H // K, D)  # [B, S, K, G, D]: query heads grouped by their K head
-    scores = jnp.einsum("BSKGD,BKTD->BKGST", qg, k, preferred_element_type=jnp.float32) * D ** -0.5
-    allowed = jnp.arange(T)[None, None, :] <= q_pos[:, :, None]  # [B, S, T]
-    scores = jnp.where(allowed[:, None, None], scores, attn_lib.MASKED)
-    weights = jax.nn.softmax(scores, axis=-1)
-    out = jnp.einsum("BKGST,BKTD->BSKGD", weights.astype(v.dtype), v,
-                     preferred_element_type=jnp.float32)
-    return out.reshape(B, S, H, D).astype(q.dtype)  # [B, S, K, G, D] -> [B, S, H, D]
-
-
-# KVUpdate(state, layer, k_new [B,S,K,D], v_new, positions [B,S]) -> (state, k [B,K,T,D], v):
-# store layer `layer`'s new keys and values in the state (arrays with a leading L axis),
-# and return every key and value of that layer the queries may read.
-KVUpdate = Callable
-
-
-def write(cache: jax.Array, layer: int, new: jax.Array, positions: jax.Array) -> jax.Array:
+def write(cache: jax.Array, layer, new: jax.Array, positions: jax.Array) -> jax.Array:
     """cache [L, B, K, T, D] with new [B, S, K, D] written at (layer, b, :, positions[b, s]).
 
     One scatter into the stacked cache: with the cache donated XLA updates it in place,
@@ -89,18 +81,6 @@ def write(cache: jax.Array, layer: int, new: jax.Array, positions: jax.Array) ->
     rows = jnp.arange(new.shape[0])[:, None]  # [B, 1], broadcast against positions [B, S]
     # Indices split by a slice put their broadcast shape [B, S] first: the slots are [B, S, K, D].
     return cache.at[layer, rows, :, positions].set(new, mode="drop")
-
-
-def _contiguous_update(cache: dict, layer: int, k_new, v_new, positions):
-    cache = {"k": write(cache["k"], layer, k_new, positions),
-             "v": write(cache["v"], layer, v_new, positions)}
-    return cache, cache["k"][layer], cache["v"][layer]
-
-
-def cast_params(params: dict, dtype) -> dict:
-    """Float weights in the compute dtype; int8 weights (QTensor) stay as they are."""
-    return jax.tree.map(lambda w: w if isinstance(w, QTensor) else w.astype(dtype), params,
-                        is_leaf=lambda w: isinstance(w, QTensor))
 
 
 def split_layers(params: dict) -> dict:
@@ -122,55 +102,30 @@ def prepare(params: dict, config: ModelConfig) -> dict:
     """Parameters as a decode step reads them best: cast to the compute dtype and split by
     layer, once, outside jit (inside, every step would read the float32 copy and write
     the cast one, then copy each layer out of the stack)."""
-    return split_layers(cast_params(params, jnp.dtype(config.dtype)))
+    return split_layers(model.cast(params, jnp.dtype(config.dtype)))
 
 
-def forward_layers(params: dict, tokens: jax.Array, positions: jax.Array, kv_state,
-                   update: KVUpdate, config: ModelConfig):
-    """The model's blocks over tokens [B, S] at positions [B, S], reading and writing keys and
-    values through `update`. kv_state: a pytree whose arrays have a leading L axis.
-    Returns (hidden [B, S, E] after the final norm, kv_state).
-
-    The same block as shared.model.block (pre-norm, rotary, GQA, gelu MLP), with the
-    attention split at the cache: project, rotate, store, attend to everything stored.
-    A Python loop over layers rather than lax.scan: see split_layers.
-    """
-    c = config
-    p = cast_params(split_layers(params), jnp.dtype(c.dtype))
-    x = p["embed"][tokens]  # [B, S, E]
-    for i, w in enumerate(p["blocks"]):
-        h = model.rms_norm(x, w["attn_norm"])
-        q = model.rope(dense("BSE,EHD->BSHD", h, w["wq"]), positions, c.rope_base)
-        k = model.rope(dense("BSE,EKD->BSKD", h, w["wk"]), positions, c.rope_base)
-        v = dense("BSE,EKD->BSKD", h, w["wv"])
-        kv_state, k_all, v_all = update(kv_state, i, k, v, positions)
-        x = x + dense("BSHD,HDE->BSE", attend(q, k_all, v_all, positions), w["wo"])
-        h = model.rms_norm(x, w["mlp_norm"])
-        x = x + dense("BSF,FE->BSE", jax.nn.gelu(dense("BSE,EF->BSF", h, w["w_up"])), w["w_down"])
-    return model.rms_norm(x, p["final_norm"]), kv_state
-
-
-def last_logits(params: dict, hidden: jax.Array, n_valid: jax.Array, config: ModelConfig) -> jax.Array:
-    """Float32 logits [B, V] at each row's last new token, hidden[b, n_valid[b] - 1]."""
+def run(params: dict, kv: model.KVCache, tokens: jax.Array, positions: jax.Array,
+        n_valid: jax.Array, config: ModelConfig) -> tuple[jax.Array, model.KVCache]:
+    """The model over tokens [B, S] at positions [B, S], through a cache: float32 logits
+    [B, V] at each row's last valid token (n_valid [B] of the S are real), and the cache."""
+    x, kv = model.hidden(params, tokens, config, positions=positions, kv=kv)  # [B, S, E]
     idx = jnp.maximum(n_valid - 1, 0)[:, None, None]  # [B, 1, 1]; rows with no new token: any
-    last = jnp.take_along_axis(hidden, idx, axis=1)[:, 0]  # [B, E]
-    unembed = cast_params({"u": params["unembed"]}, jnp.dtype(config.dtype))["u"]
-    return dense("BE,EV->BV", last, unembed).astype(jnp.float32)
+    last = jnp.take_along_axis(x, idx, axis=1)  # [B, 1, E]
+    return model.unembed(params, last, config)[:, 0], kv
 
 
-def extend(params: dict, cache: dict, tokens: jax.Array, n_valid: jax.Array,
-           config: ModelConfig) -> tuple[jax.Array, dict]:
+def extend(params: dict, cache: Cache, tokens: jax.Array, n_valid: jax.Array,
+           config: ModelConfig) -> tuple[jax.Array, Cache]:
     """Run tokens [B, S] at positions cache.length..+S; logits [B, V] at the last valid one.
 
     n_valid [B] int: how many of each row's S tokens are real (the rest is padding, or
     0 for a row that takes no step); the row's length grows by it. Every row needs
     length + S <= T.
     """
-    B, S = tokens.shape
-    positions = cache["length"][:, None] + jnp.arange(S)  # [B, S]
-    kv = {"k": cache["k"], "v": cache["v"]}
-    hidden, kv = forward_layers(params, tokens, positions, kv, _contiguous_update, config)
-    return last_logits(params, hidden, n_valid, config), {**kv, "length": cache["length"] + n_valid}
+    positions = cache.length[:, None] + jnp.arange(tokens.shape[1])  # [B, S]
+    logits, cache = run(params, cache, tokens, positions, n_valid, config)
+    return logits, dataclasses.replace(cache, length=cache.length + n_valid)
 
 
 def sample(logits: jax.Array, seeds: jax.Array, counts: jax.Array, *, temperature: float = 0.0,

@@ -1,6 +1,6 @@
-"""A decoder-only transformer as pure functions over a pytree of parameters.
+"""A decoder-only transformer as pure functions over a parameter pytree, and its loss (lesson 01).
 
-Letter convention for every einsum and shape comment in the course:
+The course's letters, used in every einsum and shape comment:
 
     B  batch                      L  layers
     S  sequence (query positions) T  sequence (key/value positions)
@@ -9,7 +9,7 @@ Letter convention for every einsum and shape comment in the course:
     G  query heads per K head     D  head width (E = H * D)
     F  MLP width
 
-Parameters (the pytree `init` returns; every array in "blocks" has a leading L):
+Parameters (the pytree `init` returns; shared.params describes each weight once):
 
     embed       [V, E]            token embedding
     blocks      attn_norm [L, E]  wq [L, E, H, D]  wk, wv [L, E, K, D]  wo [L, H, D, E]
@@ -17,53 +17,46 @@ Parameters (the pytree `init` returns; every array in "blocks" has a leading L):
     final_norm  [E]
     unembed     [E, V]            output projection (not tied to embed)
 
-A block is pre-norm: x + attn(rmsnorm(x)), then x + mlp(rmsnorm(x)). Positions
-are rotary (RoPE) on queries and keys, so there is no position table.
+A block is pre-norm: x + attn(rmsnorm(x)), then x + mlp(rmsnorm(x)). Positions are
+rotary (RoPE) on queries and keys, so there is no position table.
 
-Under `sharding_constraints(fn)` (shared.train uses it for sharded steps) forward
-calls fn(x, logical_axes) on its main activations while jit traces it, so the
-compiler is told how the residual stream, heads, MLP hidden and logits are split.
+Later lessons plug into seams that do nothing until they are used:
+    config.attention     which attention implementation (shared.attention, lesson 05)
+    config.mlp, remat    what the backward pass keeps (shared.backward, lesson 06)
+    sharding.hint        how a sharded step splits the activations (shared.sharding, lesson 06)
+    kv                   a key/value cache: the same blocks prefill and decode (lesson 09)
+    matmul               also takes int8 weights (shared.quant, lesson 09)
 """
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
+import importlib
 import math
-from typing import Callable, Iterator
+from typing import Protocol
 
 import jax
 import jax.numpy as jnp
 
-from shared import attention as attn_lib
+from shared import params as table
+from shared.attention import attention
 from shared.config import ModelConfig
+from shared.quant import QTensor
+from shared.sharding import hint
 
 
 def init(config: ModelConfig, key: jax.Array) -> dict:
-    """Random parameters: normal(0, 0.02), output projections scaled by 1/sqrt(2L) as GPT-2."""
+    """Random parameters, as shared.params describes them (GPT-2's initialisation)."""
     c = config.validate()
-    V, E, L, H, K, D, F = c.vocab_size, c.d_model, c.n_layers, c.n_heads, c.kv_heads, c.head_dim, c.d_ff
     keys = iter(jax.random.split(key, 8))
-    std, out_std = 0.02, 0.02 / math.sqrt(2 * L)
-
-    def normal(shape, s=std):
-        return s * jax.random.normal(next(keys), shape, jnp.float32)
-
-    return {
-        "embed": normal((V, E)),
-        "blocks": {
-            "attn_norm": jnp.ones((L, E)),
-            "wq": normal((L, E, H, D)),
-            "wk": normal((L, E, K, D)),
-            "wv": normal((L, E, K, D)),
-            "wo": normal((L, H, D, E), out_std),
-            "mlp_norm": jnp.ones((L, E)),
-            "w_up": normal((L, E, F)),
-            "w_down": normal((L, F, E), out_std),
-        },
-        "final_norm": jnp.ones((E,)),
-        "unembed": normal((E, V)),
-    }
+    tree: dict = {"blocks": {}}
+    for path, w, stacked in table.rows():
+        shape = ((c.n_layers,) if stacked else ()) + w.dims(c)
+        if w.init == "ones":
+            array = jnp.ones(shape)
+        else:
+            array = w.std(c) * jax.random.normal(next(keys), shape, jnp.float32)
+        (tree["blocks"] if stacked else tree)[path[-1]] = array
+    return tree
 
 
 def param_count(params: dict) -> int:
@@ -89,33 +82,6 @@ def train_flops_per_token(config: ModelConfig) -> int:
     return 6 * matmul_param_count(c) + 12 * c.n_layers * c.seq_len * c.d_model
 
 
-_constraint: contextvars.ContextVar = contextvars.ContextVar("constraint", default=None)
-
-
-@contextlib.contextmanager
-def sharding_constraints(fn: Callable[[jax.Array, tuple], jax.Array]) -> Iterator[None]:
-    """While the block traces forward, constrain activations with fn(x, logical_axes)."""
-    token = _constraint.set(fn)
-    try:
-        yield
-    finally:
-        _constraint.reset(token)
-
-
-def constrain(x: jax.Array, *logical: str) -> jax.Array:
-    """x unchanged, or placed as the active sharding_constraints say (e.g. "batch", "sequence", "embed")."""
-    fn = _constraint.get()
-    return x if fn is None else fn(x, logical)
-
-
-REMAT_POLICIES = {
-    "full": jax.checkpoint_policies.nothing_saveable,
-    # Weight matmuls have no batch dimension in dot_general's sense (B and S are free
-    # dimensions); attention's QK^T and AV do (B and heads), so they are recomputed too.
-    "matmuls": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
-}
-
-
 def rms_norm(x: jax.Array, scale: jax.Array, eps: float = 1e-6) -> jax.Array:
     """Normalise the last axis to unit root-mean-square, in float32 for stability."""
     x32 = x.astype(jnp.float32)
@@ -138,80 +104,135 @@ def rope(x: jax.Array, positions: jax.Array, base: float) -> jax.Array:
     return rotated.astype(x.dtype)
 
 
-def matmul(spec: str, x: jax.Array, w: jax.Array) -> jax.Array:
-    """jnp.einsum(spec, x, w) in x's dtype, its products summed in float32.
+def matmul(spec: str, x: jax.Array, w: jax.Array | QTensor, dtype=None) -> jax.Array:
+    """jnp.einsum(spec, x, w) in dtype (default x's), its products summed in float32, for a weight w
+    whose letters are all in x or the output (every weight of the model).
 
-    GPUs and TPUs sum bfloat16 products in float32 inside the matmul unit and write
-    bfloat16 at full speed. XLA's CPU matmuls that write bfloat16 ran no faster than
-    float32 ones (lesson 06), so on a CPU the result is asked for in float32 and cast;
-    on an H100 that cast cost the 125m step 10% (also lesson 06).
+    The sum runs over w's axes in w's stored order: einsum would pick its own order
+    (D before H for "BSHD,HDE->BSE") and the CPU compiler would then transpose the whole
+    weight to match. GPUs and TPUs sum bfloat16 products in float32 inside the matmul
+    unit; a CPU is asked for a float32 result, cast back (lesson 06 measures why).
+    w may be an int8 QTensor (lesson 09): converted to x's dtype inside the matmul, its
+    per-output-channel scale applied to the result.
     """
-    if jax.default_backend() == "cpu":
-        return jnp.einsum(spec, x, w, preferred_element_type=jnp.float32).astype(x.dtype)
-    return jnp.einsum(spec, x, w)
+    if isinstance(w, QTensor):
+        y = matmul(spec, x, w.q.astype(x.dtype), dtype)
+        return y * w.output_scale(spec).astype(y.dtype)
+    inputs, out = spec.split("->")
+    xs, ws = inputs.split(",")
+    summed = [c for c in ws if c not in out]
+    dims = ((tuple(xs.index(c) for c in summed), tuple(ws.index(c) for c in summed)), ((), ()))
+    dtype = jnp.dtype(x.dtype if dtype is None else dtype)
+    wide = jax.default_backend() == "cpu" or dtype == jnp.float32
+    y = jax.lax.dot_general(x, w, dims, preferred_element_type=jnp.float32 if wide else None)
+    order = [c for c in xs if c not in summed] + [c for c in ws if c not in summed]  # y's letters
+    return jnp.transpose(y, [order.index(c) for c in out]).astype(dtype)
 
 
-def attention_block(x, p, positions, segment_ids, config: ModelConfig):
-    """Causal self-attention of one layer. x: [B, S, E] -> [B, S, E]."""
-    q = constrain(matmul("BSE,EHD->BSHD", x, p["wq"]), "batch", "sequence", "heads", None)
-    k = constrain(matmul("BSE,EKD->BSKD", x, p["wk"]), "batch", "sequence", "kv_heads", None)
-    v = constrain(matmul("BSE,EKD->BSKD", x, p["wv"]), "batch", "sequence", "kv_heads", None)
+class KVCache(Protocol):
+    """Where decoding keeps keys and values (lesson 09: shared.inference, shared.paged)."""
+
+    def update(self, layer: int | jax.Array, k: jax.Array, v: jax.Array, positions: jax.Array
+               ) -> tuple["KVCache", jax.Array, jax.Array, jax.Array]:
+        """Store one layer's new keys and values k, v [B, S, K, D] at positions [B, S].
+        Returns the cache, every key and value [B, T, K, D] the queries may read, and
+        the positions [B, T] of those keys."""
+
+
+def attention_block(x: jax.Array, p: dict, positions: jax.Array, segment_ids: jax.Array | None,
+                    config: ModelConfig, kv: KVCache | None = None, layer: int | jax.Array = 0
+                    ) -> tuple[jax.Array, KVCache | None]:
+    """Causal self-attention of one layer. x: [B, S, E] -> ([B, S, E], kv).
+
+    Without a cache, every query reads the keys of this x (the last S of S positions);
+    with one, it reads every key the cache holds at or before its position.
+    """
+    q = hint(matmul("BSE,EHD->BSHD", x, p["wq"]), "batch", "sequence", "heads", None)
+    k = hint(matmul("BSE,EKD->BSKD", x, p["wk"]), "batch", "sequence", "kv_heads", None)
+    v = hint(matmul("BSE,EKD->BSKD", x, p["wv"]), "batch", "sequence", "kv_heads", None)
     q, k = rope(q, positions, config.rope_base), rope(k, positions, config.rope_base)
-    out = attn_lib.attention(q, k, v, causal=True, segment_ids=segment_ids,
-                             impl=config.attention)  # [B, S, H, D]
-    return matmul("BSHD,HDE->BSE", out, p["wo"])
+    if kv is None:
+        out = attention(q, k, v, segment_ids=segment_ids, impl=config.attention)  # [B, S, H, D]
+    else:
+        kv, k, v, k_positions = kv.update(layer, k, v, positions)  # k, v: [B, T, K, D]
+        out = attention(q, k, v, segment_ids=segment_ids, q_positions=positions,
+                        k_positions=k_positions, impl=config.attention)
+    return matmul("BSHD,HDE->BSE", out, p["wo"]), kv
 
 
-def gelu_and_slope(x: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """GELU (tanh approximation, the values of jax.nn.gelu) and its derivative, elementwise."""
-    c = math.sqrt(2 / math.pi)
-    t = jnp.tanh(c * (x + 0.044715 * x**3))
-    cdf = 0.5 * (1 + t)
-    slope = cdf + 0.5 * x * (1 - t * t) * c * (1 + 3 * 0.044715 * x * x)  # d gelu / dx
-    return x * cdf, slope
-
-
-@jax.custom_vjp
 def mlp(x: jax.Array, w_up: jax.Array, w_down: jax.Array) -> jax.Array:
-    """gelu(x @ w_up) @ w_down, with a hand-written backward pass. x: [B, S, E] -> [B, S, E].
+    """gelu(x @ w_up) @ w_down, position-wise. x: [B, S, E] -> [B, S, E]."""
+    h = hint(matmul("BSE,EF->BSF", x, w_up), "batch", "sequence", "mlp")
+    return matmul("BSF,FE->BSE", jax.nn.gelu(h.astype(jnp.float32)).astype(x.dtype), w_down)
 
-    Autodiff gives the same gradients but keeps more [B, S, F] intermediates, and on a
-    CPU the compiler then transposed the [B, S, F] operand of each weight-gradient
-    matmul; lesson 06 measures the difference.
+
+def _load(path: str):
+    """A function named "module:function", imported when first asked for: the model does not
+    import the later lessons' modules unless the config switches them on."""
+    module, function = path.split(":")
+    return getattr(importlib.import_module(module), function)
+
+
+def mlp_block(x: jax.Array, p: dict, config: ModelConfig) -> jax.Array:
+    """The MLP of one layer, with autodiff's backward or the hand-written one (config.mlp)."""
+    fn = mlp if config.mlp == "autodiff" else _load("shared.backward:mlp")
+    return fn(x, p["w_up"], p["w_down"])
+
+
+def block(x: jax.Array, p: dict, positions: jax.Array, segment_ids: jax.Array | None,
+          config: ModelConfig, kv: KVCache | None = None, layer: int | jax.Array = 0
+          ) -> tuple[jax.Array, KVCache | None]:
+    """One transformer layer, for training, prefill and decode alike. x: [B, S, E]."""
+    with jax.named_scope("attention"):
+        h, kv = attention_block(rms_norm(x, p["attn_norm"]), p, positions, segment_ids, config,
+                                kv, layer)
+    x = x + h
+    with jax.named_scope("mlp"):
+        x = x + mlp_block(rms_norm(x, p["mlp_norm"]), p, config)
+    return x, kv
+
+
+def cast(tree, dtype):
+    """Float weights in the compute dtype; int8 weights (QTensor) stay as they are."""
+    return jax.tree.map(lambda w: w if isinstance(w, QTensor) else w.astype(dtype), tree,
+                        is_leaf=lambda w: isinstance(w, QTensor))
+
+
+def hidden(params: dict, tokens: jax.Array, config: ModelConfig, *,
+           positions: jax.Array | None = None, segment_ids: jax.Array | None = None,
+           kv: KVCache | None = None) -> tuple[jax.Array, KVCache | None]:
+    """The final-normed residual stream [B, S, E] of tokens [B, S], and the cache.
+
+    params["blocks"] stacked over L runs the layers with lax.scan (one layer compiled
+    once); a list of per-layer dicts runs a Python loop, which decoding prefers
+    (shared.inference.prepare says why).
     """
-    return _mlp_forward(x, w_up, w_down)[0]
+    B, S = tokens.shape
+    if positions is None:
+        positions = jnp.broadcast_to(jnp.arange(S), (B, S))
+    dtype = jnp.dtype(config.dtype)
+    x = hint(cast(params["embed"], dtype)[tokens], "batch", "sequence", "embed")  # [B, S, E]
+    blocks = params["blocks"]
+    if isinstance(blocks, list):
+        for i, p in enumerate(blocks):
+            with jax.named_scope(f"layer{i}"):
+                x, kv = block(x, cast(p, dtype), positions, segment_ids, config, kv, i)
+    else:
+        def layer(carry, xs):
+            (x, kv), (p, i) = carry, xs
+            x, kv = block(x, cast(p, dtype), positions, segment_ids, config, kv, i)
+            return (hint(x, "batch", "sequence", "embed"), kv), None
+
+        if config.remat != "none":  # lesson 06
+            layer = _load("shared.backward:remat")(layer, config.remat)
+        L = jax.tree.leaves(blocks)[0].shape[0]
+        (x, kv), _ = jax.lax.scan(layer, (x, kv), (blocks, jnp.arange(L)))
+    return rms_norm(x, params["final_norm"]), kv
 
 
-def _mlp_forward(x, w_up, w_down):
-    pre = constrain(matmul("BSE,EF->BSF", x, w_up), "batch", "sequence", "mlp")
-    h, slope = gelu_and_slope(pre.astype(jnp.float32))
-    h, slope = h.astype(x.dtype), slope.astype(x.dtype)  # the two [B, S, F] the backward keeps
-    return matmul("BSF,FE->BSE", h, w_down), (x, h, slope, w_up, w_down)
-
-
-def _mlp_backward(saved, dy):
-    x, h, slope, w_up, w_down = saved
-    dpre = constrain(matmul("BSE,FE->BSF", dy, w_down) * slope, "batch", "sequence", "mlp")
-    # A weight gradient sums over all B * S tokens, so one operand must be transposed:
-    # x and dy ([B, S, E]) are 4x smaller than dpre and h ([B, S, F]). The barrier keeps
-    # XLA from folding the final [E, F] -> [F, E] transpose into the matmul, which would
-    # move the transpose onto h (and, in bfloat16 on a CPU, has no kernel).
-    d_up = matmul("EBS,BSF->EF", jnp.einsum("BSE->EBS", x), dpre)
-    d_down = jax.lax.optimization_barrier(matmul("EBS,BSF->EF", jnp.einsum("BSE->EBS", dy), h)).T
-    return matmul("BSF,EF->BSE", dpre, w_up), d_up, d_down
-
-
-mlp.defvjp(_mlp_forward, _mlp_backward)
-
-
-def mlp_block(x, p):
-    """Position-wise MLP of one layer. x: [B, S, E] -> [B, S, E]."""
-    return mlp(x, p["w_up"], p["w_down"])
-
-
-def block(x, p, positions, segment_ids, config: ModelConfig):
-    x = x + attention_block(rms_norm(x, p["attn_norm"]), p, positions, segment_ids, config)
-    return x + mlp_block(rms_norm(x, p["mlp_norm"]), p)
+def unembed(params: dict, x: jax.Array, config: ModelConfig) -> jax.Array:
+    """Float32 logits [B, S, V] of final-normed hidden states x [B, S, E]."""
+    return matmul("BSE,EV->BSV", x, cast(params["unembed"], jnp.dtype(config.dtype)), jnp.float32)
 
 
 def forward(params: dict, tokens: jax.Array, config: ModelConfig, *,
@@ -224,25 +245,8 @@ def forward(params: dict, tokens: jax.Array, config: ModelConfig, *,
     document per row). Returns float32 logits [B, S, V]; logits at position t depend
     only on tokens[:, :t+1].
     """
-    B, S = tokens.shape
-    if positions is None:
-        positions = jnp.broadcast_to(jnp.arange(S), (B, S))
-    dtype = jnp.dtype(config.dtype)
-    cast = lambda tree: jax.tree.map(lambda w: w.astype(dtype), tree)
-
-    x = constrain(cast(params["embed"])[tokens], "batch", "sequence", "embed")  # [B, S, E]
-
-    def layer(x, p):
-        x = block(x, cast(p), positions, segment_ids, config)
-        return constrain(x, "batch", "sequence", "embed"), None
-
-    if config.remat != "none":
-        layer = jax.checkpoint(layer, policy=REMAT_POLICIES[config.remat])
-    x, _ = jax.lax.scan(layer, x, params["blocks"])  # [B, S, E]
-    x = rms_norm(x, params["final_norm"])
-    logits = jnp.einsum("BSE,EV->BSV", x, cast(params["unembed"]),
-                        preferred_element_type=jnp.float32)
-    return constrain(logits, "batch", "sequence", "vocab")
+    x, _ = hidden(params, tokens, config, positions=positions, segment_ids=segment_ids)
+    return hint(unembed(params, x, config), "batch", "sequence", "vocab")
 
 
 # ---- the loss, beside the model it scores ----

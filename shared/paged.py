@@ -1,4 +1,4 @@
-"""Paged KV cache: a pool of fixed-size pages, a free list, and a page table per slot.
+"""Paged KV cache: a pool of fixed-size pages, a free list, and a page table per slot (lesson 09).
 
 A contiguous cache reserves max_len positions for every slot; a request that stops
 after 40 tokens leaves the rest of its row empty. Here keys and values live in
@@ -25,7 +25,7 @@ pool runs out; that needs recomputation or swapping, which this course leaves ou
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 import math
 
 import jax
@@ -33,10 +33,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from shared import inference
-from shared.config import ModelConfig
+from shared.config import Error, ModelConfig
 
 
-class PoolError(ValueError):
+class PoolError(Error):
     """The pool cannot serve the configuration; the message names the numbers."""
 
 
@@ -53,22 +53,33 @@ def locate(table: jax.Array, positions: jax.Array, page: int) -> tuple[jax.Array
     return jnp.take_along_axis(table, positions // page, axis=1), positions % page
 
 
-def _paged_update(pool: dict, layer: int, k_new, v_new, positions, *, table):
-    """Write one layer's new keys/values into their pages; read the slots' sequences back."""
-    page_ids, offsets = locate(table, positions, pool["k"].shape[3])
-    pool = {name: pool[name].at[layer, page_ids, :, offsets].set(new)  # scatter [B, S, K, D]
-            for name, new in (("k", k_new), ("v", v_new))}
-    return pool, gather_pages(pool["k"][layer], table), gather_pages(pool["v"][layer], table)
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class PagedCache:
+    """Keys and values in pages, read through a page table (shared.model.KVCache)."""
+
+    k: jax.Array  # [L, P, K, page, D]
+    v: jax.Array  # [L, P, K, page, D]
+    table: jax.Array  # int32 [B, n]: page j of row b's sequence is table[b, j]
+
+    def update(self, layer, k, v, positions):
+        page_ids, offsets = locate(self.table, positions, self.k.shape[3])
+        # One scatter per array: the slots [B, S] of page ids and offsets take [B, S, K, D].
+        k_pages = self.k.at[layer, page_ids, :, offsets].set(k)
+        v_pages = self.v.at[layer, page_ids, :, offsets].set(v)
+        view = lambda pages: jnp.einsum("BKTD->BTKD", gather_pages(pages[layer], self.table))
+        B, T = self.table.shape[0], self.table.shape[1] * self.k.shape[3]
+        return (dataclasses.replace(self, k=k_pages, v=v_pages), view(k_pages), view(v_pages),
+                jnp.broadcast_to(jnp.arange(T), (B, T)))
 
 
-def extend(params: dict, pool: dict, table: jax.Array, lengths: jax.Array, tokens: jax.Array,
-           n_valid: jax.Array, config: ModelConfig) -> tuple[jax.Array, dict]:
+def extend(params: dict, cache: PagedCache, lengths: jax.Array, tokens: jax.Array,
+           n_valid: jax.Array, config: ModelConfig) -> tuple[jax.Array, PagedCache]:
     """inference.extend through a page table: tokens [B, S] at positions lengths..+S of the
-    sequences table [B, n] describes; logits [B, V] at each row's last valid token."""
+    sequences cache.table [B, n] describes; logits [B, V] at each row's last valid token.
+    (The lengths are the engine's to keep: it knows them on the host.)"""
     positions = lengths[:, None] + jnp.arange(tokens.shape[1])  # [B, S]
-    hidden, pool = inference.forward_layers(
-        params, tokens, positions, pool, functools.partial(_paged_update, table=table), config)
-    return inference.last_logits(params, hidden, n_valid, config), pool
+    return inference.run(params, cache, tokens, positions, n_valid, config)
 
 
 class PagedKV:
@@ -89,19 +100,25 @@ class PagedKV:
             raise PoolError(f"a pool of {self.pages} pages has no page to hand out (page 0 is the sink)")
         c = config
         shape = (c.n_layers, self.pages, c.kv_heads, page, c.head_dim)  # [L, P, K, page, D]
-        self.state = {"k": jnp.zeros(shape, c.dtype), "v": jnp.zeros(shape, c.dtype)}
         self.table = np.zeros((slots, self.pages_per_seq), np.int32)  # 0: the sink
+        self.state = PagedCache(jnp.zeros(shape, c.dtype), jnp.zeros(shape, c.dtype),
+                                jnp.asarray(self.table))
         self.free = list(range(self.pages - 1, 0, -1))  # pop() hands out low ids first
         self.held: list[list[int]] = [[] for _ in range(slots)]
         self.reserved = [0] * slots  # pages each slot may still need, worst case, held included
 
     # ---- device programs ----
 
-    def prefill(self, params, pool, tokens, n, slot, table_row):
-        return extend(params, pool, table_row, jnp.zeros(1, jnp.int32), tokens, n, self.config)
+    def prefill(self, params, cache, tokens, n, slot, table_row):
+        """The prompt through its slot's row of the table (the cache keeps the whole table)."""
+        row = dataclasses.replace(cache, table=table_row)
+        logits, row = extend(params, row, jnp.zeros(1, jnp.int32), tokens, n, self.config)
+        return logits, dataclasses.replace(row, table=cache.table)
 
-    def decode(self, params, pool, tokens, n_valid, table, lengths):
-        return extend(params, pool, table, lengths, tokens, n_valid, self.config)
+    def decode(self, params, cache, tokens, n_valid, table, lengths):
+        """One step of every slot through the host's current table."""
+        return extend(params, dataclasses.replace(cache, table=table), lengths, tokens, n_valid,
+                      self.config)
 
     def prefill_aux(self, slot: int) -> tuple:
         return (self.table[slot:slot + 1].copy(),)
@@ -114,7 +131,8 @@ class PagedKV:
     def pages_for(self, positions: int) -> int:
         return math.ceil(positions / self.page)
 
-    def check(self, n_prompt: int, budget: int) -> str:
+    def refusal(self, n_prompt: int, budget: int) -> str:
+        """Why a request can never be served by this pool, or "" if it can."""
         need = self.pages_for(n_prompt + budget - 1)
         if need > self.pages - 1:
             return (f"needs {need} pages of {self.page} positions for {n_prompt} prompt + "

@@ -1,4 +1,4 @@
-"""int8 weights: per-channel absmax quantization, the quantized matmul, bytes saved, quality lost.
+"""int8 weights: per-channel absmax quantization, the int8 matmul, bytes saved (lesson 09).
 
 A decode step reads every weight once, so its time is about bytes / bandwidth:
 storing weights in one byte instead of four (float32) or two (bfloat16) cuts the
@@ -11,7 +11,7 @@ belongs to an output channel, it comes out of the sum unchanged:
 
     sum_k x[k] w[k, c]  ~  (sum_k x[k] q[k, c]) * scale[c]
 
-`dense` computes exactly that. Whether it is faster depends on the chip: XLA on a GPU
+shared.model.matmul computes exactly that for a QTensor weight. Whether it is faster depends on the chip: XLA on a GPU
 converts int8 to the compute dtype inside the matmul (bytes read fall 2-4x), the CPU
 backend converts into a temporary float copy first (more bytes, slower). The loss of
 quality is measured, not assumed: shared.bench.inference.compare gives the validation
@@ -25,9 +25,10 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
+from shared.params import BLOCK, TOP
 
 # Matmul weights of a block and how many of their leading axes (after L) a matmul sums over.
-CONTRACTED = {"wq": 1, "wk": 1, "wv": 1, "wo": 2, "w_up": 1, "w_down": 1}
+CONTRACTED = {name: w.contracted for name, w in BLOCK.items() if w.contracted}
 
 
 @jax.tree_util.register_dataclass
@@ -46,6 +47,13 @@ class QTensor:
     @property
     def shape(self) -> tuple[int, ...]:
         return self.q.shape
+
+    def output_scale(self, spec: str) -> jax.Array:
+        """The scale per output channel of a matmul "x,w->out" with this weight: the summed
+        letters of w must lead it (true of every weight in shared.params)."""
+        inputs, out = spec.split("->")
+        summed = sum(c not in out for c in inputs.split(",")[1])
+        return self.scale.reshape(self.scale.shape[summed:])
 
 
 def quantize(w: jax.Array, contracted: int, leading: int = 0) -> QTensor:
@@ -69,45 +77,14 @@ def quantize_params(params: dict) -> dict:
     """
     blocks = {name: quantize(w, CONTRACTED[name], leading=1) if name in CONTRACTED else w
               for name, w in params["blocks"].items()}
-    return {**params, "blocks": blocks, "unembed": quantize(params["unembed"], 1)}
+    return {**params, "blocks": blocks,
+            "unembed": quantize(params["unembed"], TOP["unembed"].contracted)}
 
 
 def dequantize_params(params: dict) -> dict:
     """Float32 parameters with the rounded values: the int8 model's maths, model.forward's layout."""
     return jax.tree.map(lambda w: dequantize(w) if isinstance(w, QTensor) else w, params,
                         is_leaf=lambda w: isinstance(w, QTensor))
-
-
-def _matmul(spec: str, x: jax.Array, w: jax.Array) -> jax.Array:
-    """jnp.einsum(spec, x, w) for a weight with no batch letters, summing in w's axis order.
-
-    jnp.einsum orders the summed axes its own way (e.g. D before H for "BSHD,HDE->BSE"),
-    and the CPU compiler then transposes the whole weight to match, every call. Summing
-    in the weight's stored order leaves it where it lies.
-    """
-    inputs, out = spec.split("->")
-    xs, ws = inputs.split(",")
-    summed = [c for c in ws if c not in out]
-    dims = ((tuple(xs.index(c) for c in summed), tuple(ws.index(c) for c in summed)), ((), ()))
-    y = jax.lax.dot_general(x, w, dims)  # x's kept letters, then w's
-    order = [c for c in xs if c not in summed] + [c for c in ws if c not in summed]
-    return jnp.transpose(y, [order.index(c) for c in out])
-
-
-def dense(spec: str, x: jax.Array, w: jax.Array | QTensor) -> jax.Array:
-    """jnp.einsum(spec, x, w) for a float weight or a QTensor (weight-only int8).
-
-    For a QTensor the int8 weight is converted to x's dtype inside the matmul and the
-    per-channel scale multiplies the output. Its summed-over letters must lead the
-    weight's spec (true of every weight in shared.model).
-    """
-    if not isinstance(w, QTensor):
-        return _matmul(spec, x, w)
-    inputs, out = spec.split("->")
-    w_letters = inputs.split(",")[1]
-    summed = sum(c not in out for c in w_letters)
-    y = _matmul(spec, x, w.q.astype(x.dtype))
-    return y * w.scale.reshape(w.scale.shape[summed:]).astype(x.dtype)  # scale [*out channels]
 
 
 def int8_matmul(x: jax.Array, w: QTensor) -> jax.Array:

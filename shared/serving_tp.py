@@ -1,4 +1,4 @@
-"""Tensor-parallel serving: the engine's prefill and decode with the model split over devices.
+"""Tensor-parallel serving: the engine's programs with the model split over devices (lesson 09).
 
     mesh = serving_tp.mesh()                      # {data: 1, model: n} over every device
     engine = Engine(params, config, slots=8, mesh=mesh)
@@ -35,7 +35,7 @@ def mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
     return sharding.strategy_mesh("tp", devices)
 
 
-def check(config: ModelConfig, mesh: Mesh) -> None:
+def check_divides(config: ModelConfig, mesh: Mesh) -> None:
     """Raise ShardingError naming the size that the model axis does not divide."""
     n = mesh.shape[sharding.MODEL]
     for name in ("n_heads", "kv_heads", "d_ff", "vocab_size"):
@@ -44,10 +44,11 @@ def check(config: ModelConfig, mesh: Mesh) -> None:
                                          f"{name} divisible by {n}, got {getattr(config, name)}")
 
 
-def kv_shardings(state: dict, mesh: Mesh) -> dict:
+def kv_shardings(state, mesh: Mesh):
     """Shardings of a KV state: [L, rows, K, positions, D] arrays split on K; the rest replicated.
 
-    Contiguous ([L, B, K, T, D]) and paged ([L, P, K, page, D]) caches both have K third.
+    Contiguous ([L, B, K, T, D]) and paged ([L, P, K, page, D]) caches both have K third;
+    the result is the state's pytree (inference.Cache, paged.PagedCache) of shardings.
     """
     split = P(None, None, sharding.MODEL, None, None)
     return jax.tree.map(lambda x: NamedSharding(mesh, split if x.ndim == 5 else P()), state)
@@ -55,7 +56,7 @@ def kv_shardings(state: dict, mesh: Mesh) -> dict:
 
 def place(params: dict, state: dict, config: ModelConfig, mesh: Mesh) -> tuple[dict, dict, dict]:
     """(params, KV state, the state's shardings), placed on the mesh for tensor-parallel serving."""
-    check(config, mesh)
+    check_divides(config, mesh)
     state_shardings = kv_shardings(state, mesh)
     return (sharding.shard_params(params, "tp", mesh), jax.device_put(state, state_shardings),
             state_shardings)

@@ -1,4 +1,4 @@
-"""Meshes, sharding strategies, and placing the model's arrays on many devices.
+"""Meshes, sharding strategies, and placing the model's arrays on many devices (lesson 03).
 
 A mesh arranges devices in a grid with named axes. Every strategy here uses the
 same two axes, so one set of rules serves all of them:
@@ -23,15 +23,18 @@ The same Auto mesh works with `jax.shard_map`, where we write the collectives by
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Iterator, Sequence
 
 import jax
 import jax.numpy as jnp
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
 from shared.collectives import Collective
+from shared.params import logical_axes
 
 DATA, MODEL = "data", "model"
 
@@ -70,22 +73,8 @@ STRATEGIES: dict[str, Strategy] = {s.name: s for s in [
              {"embed": DATA, **_TP}, {"batch": DATA, **_TP}),
 ]}
 
-# Logical axes of every parameter, in the layout of shared/model.py's docstring.
-PARAM_AXES = {
-    "embed": ("vocab", "embed"),
-    "blocks": {
-        "attn_norm": ("layers", None),
-        "wq": ("layers", "embed", "heads", "head_dim"),
-        "wk": ("layers", "embed", "kv_heads", "head_dim"),
-        "wv": ("layers", "embed", "kv_heads", "head_dim"),
-        "wo": ("layers", "heads", "head_dim", "embed"),
-        "mlp_norm": ("layers", None),
-        "w_up": ("layers", "embed", "mlp"),
-        "w_down": ("layers", "mlp", "embed"),
-    },
-    "final_norm": (None,),
-    "unembed": ("embed", "vocab"),
-}
+# Logical axes of every parameter, from the one table of weights (shared.params).
+PARAM_AXES = logical_axes()
 
 
 def get_strategy(strategy: str | Strategy) -> Strategy:
@@ -152,7 +141,7 @@ def param_specs(params: dict, strategy: str | Strategy) -> dict:
             axes = axes.get(key.key) if isinstance(axes, dict) else None
         if not isinstance(axes, tuple) or len(axes) != leaf.ndim:
             raise ShardingError(f"no logical axes for parameter {jax.tree_util.keystr(path)} of "
-                                f"shape {leaf.shape}; add it to shared.sharding.PARAM_AXES")
+                                f"shape {leaf.shape}; add its row to shared.params")
         return logical_to_spec(axes, rules)
 
     return jax.tree_util.tree_map_with_path(spec, params)
@@ -191,6 +180,31 @@ def constrain(x: jax.Array, logical: Sequence[str | None], strategy: str | Strat
     return jax.lax.with_sharding_constraint(x, NamedSharding(mesh, spec))
 
 
+# ---- the model's hook: sharding hints on activations while a sharded step traces ----
+
+_hints: contextvars.ContextVar = contextvars.ContextVar("sharding_hints", default=None)
+
+
+@contextlib.contextmanager
+def hints(fn: Callable[[jax.Array, tuple], jax.Array]) -> Iterator[None]:
+    """While the model traces, pass its main activations through fn(x, logical_axes).
+
+    shared.train uses hints(lambda x, logical: constrain(x, logical, strategy, mesh)), so
+    the compiler is told how the residual stream, heads, MLP hidden and logits are split.
+    """
+    token = _hints.set(fn)
+    try:
+        yield
+    finally:
+        _hints.reset(token)
+
+
+def hint(x: jax.Array, *logical: str | None) -> jax.Array:
+    """x unchanged, or constrained as the active `hints` say (e.g. "batch", "sequence", "embed")."""
+    fn = _hints.get()
+    return x if fn is None else fn(x, logical)
+
+
 def shard_batch(batch: jax.Array, strategy: str | Strategy, mesh: Mesh) -> jax.Array:
     """Place a [B, S, ...] batch (tokens, targets, segment ids) with its B split as the strategy says."""
     logical = ("batch", "sequence") + (None,) * (batch.ndim - 2)
@@ -198,7 +212,7 @@ def shard_batch(batch: jax.Array, strategy: str | Strategy, mesh: Mesh) -> jax.A
     return jax.device_put(batch, _sharding(f"batch of shape {batch.shape}", batch.shape, spec, mesh))
 
 
-def placement(tree: dict) -> list[str]:
+def describe_placement(tree: dict) -> list[str]:
     """One line per array of a placed tree: name, global shape, spec, each device's shard shape."""
     lines = []
     for path, x in jax.tree_util.tree_flatten_with_path(tree)[0]:

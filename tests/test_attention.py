@@ -18,7 +18,7 @@ import optax
 import pytest
 
 from shared import attention as attn_lib
-from shared import flash_pallas, model
+from shared import backward, flash_pallas, model
 from shared.config import ModelConfig
 
 # name: (B, S, T, H, K, D, causal, segments, dtype). K = H, H/2 and 1: MHA, GQA, MQA.
@@ -30,9 +30,9 @@ CASES = {
 }
 # Small blocks, so that every case crosses several query and key blocks.
 IMPLS = {
-    "dense": attn_lib.dense,
+    "dense": backward.dense,
     "blockwise": functools.partial(attn_lib.blockwise, block_q=16, block_k=32),
-    "pallas": attn_lib.pallas,  # blocks 128 x 64: several key blocks once T >= 128
+    "pallas": flash_pallas.attention,  # blocks 128 x 64: several key blocks once T >= 128
     "xla": attn_lib.xla,
 }
 

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from shared import attention as attn_lib
 from shared import checkpoint, inference, model, sampling, train
 from shared import config as cfg
 from shared.generate import __main__ as generate_cli
@@ -29,8 +30,8 @@ def params():
 
 def test_cache_holds_kv_heads_only():
     cache = inference.init_cache(GQA, batch=3)
-    assert cache["k"].shape == (2, 3, 2, 64, 16), \
-        f"cache [L, B, K, T, D] should be (2, 3, 2, 64, 16) with K = n_kv_heads, got {cache['k'].shape}"
+    assert cache.k.shape == (2, 3, 2, 64, 16), \
+        f"cache [L, B, K, T, D] should be (2, 3, 2, 64, 16) with K = n_kv_heads, got {cache.k.shape}"
     assert inference.kv_bytes_per_token(GQA) == 2 * 2 * 2 * 16 * 4
 
 
@@ -50,7 +51,7 @@ def test_cached_decoding_equals_full_forward(params):
         for b in range(3):
             np.testing.assert_allclose(logits[b], full[b, lengths[b] + i], atol=TOL,
                                        err_msg=f"decode step {i}, row {b}")
-    np.testing.assert_array_equal(cache["length"], lengths + 12)
+    np.testing.assert_array_equal(cache.length, lengths + 12)
 
 
 @pytest.mark.parametrize("opts", [{}, dict(temperature=10.0, top_k=50, top_p=0.95)],
@@ -70,6 +71,19 @@ def test_a_row_does_not_depend_on_its_batch(params, opts):
     else:  # greedy: the cache changes the cost, not the answer
         naive = sampling.generate(params, GQA, prompts[0], 8, temperature=0)[5:]
         np.testing.assert_array_equal(batched[0], naive, "greedy cached tokens must equal naive generation")
+
+
+@pytest.mark.parametrize("impl", attn_lib.TAKE_POSITIONS)
+def test_decoding_with_each_attention_gives_the_full_forward_tokens(params, impl):
+    """One model: ModelConfig.attention also picks the attention that reads the cache."""
+    config = dataclasses.replace(GQA, attention=impl)
+    rng = np.random.default_rng(2)
+    prompts = [rng.integers(0, 256, n).astype(np.int32) for n in (5, 17)]
+    cached = inference.generate(params, config, prompts, 10, pad_to=32)
+    for p, got in zip(prompts, cached):
+        full = sampling.generate(params, GQA, p, 10, temperature=0)[len(p):]  # no cache, reference
+        np.testing.assert_array_equal(got, full, f"attention {impl!r}: cached greedy tokens must "
+                                                 "equal the full forward pass's")
 
 
 def test_top_p_keeps_the_nucleus():

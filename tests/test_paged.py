@@ -29,20 +29,20 @@ def test_paged_attention_equals_contiguous():
     # Each row gets its pages in a scrambled order from one shared pool (page 0 is the sink).
     table = (1 + rng.permutation(B * n_pages)).reshape(B, n_pages).astype(np.int32)
     shape = (TINY.n_layers, B * n_pages + 1, TINY.kv_heads, page, TINY.head_dim)  # [L, P, K, page, D]
-    pool = {"k": jnp.zeros(shape), "v": jnp.zeros(shape)}
+    pool = paged.PagedCache(jnp.zeros(shape), jnp.zeros(shape), jnp.asarray(table))
     cache = inference.init_cache(TINY, B)
     lengths = np.array([20, 9, 33], np.int32)
     tokens = rng.integers(0, 256, (B, 40)).astype(np.int32)
     prompt = np.where(np.arange(33) < lengths[:, None], tokens[:, :33], 0)
     extend_paged = jax.jit(paged.extend, static_argnames="config")
     extend = jax.jit(inference.extend, static_argnames="config")
-    got, pool = extend_paged(params, pool, table, np.zeros(B, np.int32), prompt, lengths, config=TINY)
+    got, pool = extend_paged(params, pool, np.zeros(B, np.int32), prompt, lengths, config=TINY)
     want, cache = extend(params, cache, prompt, lengths, config=TINY)
     for i in range(5):
         # The same arithmetic on the same values in another layout: equal to float32 rounding.
         np.testing.assert_allclose(got, want, atol=1e-6, err_msg=f"step {i}")
         step = tokens[np.arange(B), lengths + i][:, None]
-        got, pool = extend_paged(params, pool, table, lengths + i, step, np.ones(B, np.int32), config=TINY)
+        got, pool = extend_paged(params, pool, lengths + i, step, np.ones(B, np.int32), config=TINY)
         want, cache = extend(params, cache, step, np.ones(B, np.int32), config=TINY)
 
 

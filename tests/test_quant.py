@@ -21,10 +21,10 @@ def test_quantize_round_trip_is_within_half_a_step():
     assert (err <= t.scale / 2 * (1 + 1e-5)).all(), "rounding to the nearest step errs by at most half a step"
 
 
-def test_dense_equals_einsum_with_dequantized_weights():
+def test_matmul_of_int8_weights_equals_einsum_with_dequantized_weights():
     x = jax.random.normal(jax.random.key(1), (2, 5, 4, 8))  # [B, S, H, D]
     w = quant.quantize(jax.random.normal(jax.random.key(2), (4, 8, 64)), contracted=2)  # wo [H, D, E]
-    got = quant.dense("BSHD,HDE->BSE", x, w)
+    got = model.matmul("BSHD,HDE->BSE", x, w)
     want = np.einsum("bshd,hde->bse", np.asarray(x, np.float64), np.asarray(quant.dequantize(w), np.float64))
     # Sums of 32 products of size ~1: float32 rounding is ~1e-6 of the result.
     np.testing.assert_allclose(got, want, atol=1e-5, err_msg="(x @ q) * scale must equal x @ (q * scale)")

@@ -47,8 +47,8 @@ def test_tensor_parallel_engine_matches_one_device(params, contiguous, kind):
     assert sorted(got) == sorted(want), "every request must complete exactly once"
     for i in want:
         np.testing.assert_array_equal(got[i], want[i], f"request {i}: 8-way tensor parallel vs one device")
-    shards = {s.data.shape for s in tp.kv.state["k"].addressable_shards}
-    L, rows, K, T, D = tp.kv.state["k"].shape
+    shards = {s.data.shape for s in tp.kv.state.k.addressable_shards}
+    L, rows, K, T, D = tp.kv.state.k.shape
     assert shards == {(L, rows, K // 8, T, D)}, \
         f"each device should hold 1/8 of the KV heads, got shard shapes {shards}"
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from shared import config as cfg
-from shared import model, sharding, train
+from shared import backward, model, sharding, train
 
 # 8 heads, width 64 and vocabulary 256 divide the 8 simulated devices for every strategy.
 MICRO = cfg.ModelConfig(seq_len=16, d_model=64, n_layers=2, n_heads=8, d_ff=128)
@@ -109,7 +109,7 @@ def test_remat_gives_the_same_gradients_and_saves_memory():
 
 def test_gelu_and_slope_match_jax():
     x = jnp.linspace(-6, 6, 101)
-    h, slope = model.gelu_and_slope(x)
+    h, slope = backward.gelu_and_slope(x)
     np.testing.assert_allclose(h, jax.nn.gelu(x), rtol=1e-6, atol=1e-7, err_msg="GELU values")
     np.testing.assert_allclose(slope, jax.vmap(jax.grad(jax.nn.gelu))(x), rtol=1e-5, atol=1e-6,
                                err_msg="hand-written GELU derivative")
@@ -123,9 +123,9 @@ def test_mlp_backward_matches_autodiff():
     def plain(x, w_up, w_down):  # the formula, differentiated by JAX
         return jnp.einsum("BSF,FE->BSE", jax.nn.gelu(jnp.einsum("BSE,EF->BSF", x, w_up)), w_down)
 
-    np.testing.assert_allclose(model.mlp(x, w_up, w_down), plain(x, w_up, w_down), rtol=1e-5,
+    np.testing.assert_allclose(backward.mlp(x, w_up, w_down), plain(x, w_up, w_down), rtol=1e-5,
                                atol=1e-6, err_msg="MLP forward")
-    got = jax.vjp(model.mlp, x, w_up, w_down)[1](dy)
+    got = jax.vjp(backward.mlp, x, w_up, w_down)[1](dy)
     want = jax.vjp(plain, x, w_up, w_down)[1](dy)
     for name, g, w in zip(("dx", "d_up", "d_down"), got, want):
         assert g.shape == w.shape, f"{name}: shape {g.shape}, autodiff gives {w.shape}"

@@ -13,7 +13,7 @@ def no_attention_logits(params: dict, tokens: jax.Array) -> jax.Array:
     sub-layer, x = x + mlp(rms_norm(x, mlp_norm[l])) with the layer's w_up and w_down,
     then the final norm and the output projection. Use the model's own pieces, so
     that the numbers match it: shared.model.rms_norm (eps 1e-6) and
-    shared.model.mlp_block (tanh-approximate GELU). Returns float32 logits [B, S, V].
+    shared.model.mlp (tanh-approximate GELU). Returns float32 logits [B, S, V].
     Each position sees only its own token, so permuting the input permutes the output.
     """
     raise NotImplementedError("Exercise 1.6: embed, MLP sub-layers only, final norm, unembed")

@@ -13,7 +13,7 @@ def forward_without_positions(params: dict, tokens: jax.Array, config: ModelConf
     tokens: [B, S] int. Run the same computation as shared.model.forward (embedding,
     the L pre-norm blocks, final norm, unembedding) but with no RoPE on queries and keys
     and no causal mask (attention over the whole sequence): nothing then tells the model
-    where a token sits. Use shared.model's pieces (rms_norm, mlp_block) and
+    where a token sits. Use shared.model's pieces (rms_norm, mlp) and
     shared.attention.attention. Returns float32 logits [B, S, V].
     """
     raise NotImplementedError("Exercise 6.4: forward without RoPE and without the causal mask")

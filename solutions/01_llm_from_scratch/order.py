@@ -14,6 +14,6 @@ def no_attention_logits(params: dict, tokens: jax.Array) -> jax.Array:
     blocks = params["blocks"]
     for l in range(blocks["w_up"].shape[0]):
         p = jax.tree.map(lambda w: w[l], blocks)
-        x = x + model.mlp_block(model.rms_norm(x, p["mlp_norm"]), p)
+        x = x + model.mlp(model.rms_norm(x, p["mlp_norm"]), p["w_up"], p["w_down"])
     x = model.rms_norm(x, params["final_norm"])
     return jnp.einsum("BSE,EV->BSV", x, params["unembed"]).astype(jnp.float32)

@@ -20,7 +20,7 @@ def forward_without_positions(params: dict, tokens: jax.Array, config: ModelConf
         v = jnp.einsum("BSE,EKD->BSKD", h, p["wv"])
         out = attention.attention(q, k, v, causal=False, segment_ids=None, impl="reference")
         x = x + jnp.einsum("BSHD,HDE->BSE", out, p["wo"])
-        return x + model.mlp_block(model.rms_norm(x, p["mlp_norm"]), p), None
+        return x + model.mlp(model.rms_norm(x, p["mlp_norm"]), p["w_up"], p["w_down"]), None
 
     x, _ = jax.lax.scan(layer, x, params["blocks"])
     x = model.rms_norm(x, params["final_norm"])
