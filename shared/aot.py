@@ -1,4 +1,4 @@
-"""Compilation ahead of time: what a program costs before it runs, and what a cache saves.
+"""Compilation ahead of time: what a program costs before it runs, what a cache saves (lesson 10).
 
 `jax.jit(f).lower(*args).compile()` runs the whole compiler on shapes alone (args may
 be jax.ShapeDtypeStruct), so the cost and memory of a program can be read before any

@@ -1,4 +1,4 @@
-"""Saving and restoring a run with orbax.
+"""Saving and restoring a run with orbax (lesson 07).
 
 A run folder holds `config.json` (what was trained, written once) and
 `checkpoints/<step>/` (the training state at that step, and the data loader's

@@ -1,4 +1,4 @@
-"""Text to tokens to batches.
+"""Text to tokens to batches (lesson 01).
 
 The tokenizer is byte-level: a token is one byte of UTF-8, so the vocabulary is
 256 and any text round-trips exactly. The default corpus is the Python standard

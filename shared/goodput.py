@@ -1,4 +1,4 @@
-"""Where a run's wall-clock time went, and how much of it trained the model.
+"""Where a run's wall-clock time went, and how much of it trained the model (lesson 07).
 
 Goodput is the share of wall time spent in productive training steps. The rest is
 badput: starting up (loading data, building the model, restoring a checkpoint),

@@ -1,4 +1,4 @@
-"""What device this is, and its peak FLOP/s and memory bandwidth.
+"""What device this is, and its peak FLOP/s and memory bandwidth (lesson 01).
 
 Accelerators are looked up in a table of published figures (each with its source);
 the CPU is measured by a short calibration, because no table knows a learner's

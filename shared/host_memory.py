@@ -1,4 +1,4 @@
-"""Host memory: back the CPU runtime's large buffers with huge pages.
+"""Host memory: back the CPU runtime's large buffers with huge pages (lesson 06).
 
 XLA's CPU runtime allocates a step's temporaries afresh on every call (activations
 kept for the backward pass, gradients: gigabytes for the `small` training step) and

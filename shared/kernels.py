@@ -1,4 +1,4 @@
-"""Small Pallas kernels: elementwise add, tiled matmul (with a fused epilogue), RMSNorm.
+"""Small Pallas kernels: add, tiled matmul with a fused epilogue, RMSNorm (lesson 10).
 
 A Pallas kernel is a Python function over Refs (mutable views of memory blocks),
 run once per point of a grid. `pl.pallas_call` takes the kernel, the grid, and a

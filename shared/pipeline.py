@@ -1,4 +1,4 @@
-"""Feeding the training loop: shuffled packed batches, built ahead in a background thread.
+"""Feeding the training loop: shuffled packed batches, built ahead in a thread (lesson 07).
 
 A batch is a pure function of (seed, position): the rows of epoch e are a random
 permutation drawn from (seed, e), and batch i takes the next batch_size of them. So

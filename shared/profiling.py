@@ -1,4 +1,4 @@
-"""Profiles: record what the chip ran, and read the record back without a browser.
+"""Profiles: record what the chip ran, and read the record back without a browser (lesson 02).
 
     with profiling.trace("runs/profile"):
         for _ in range(3):

@@ -1,4 +1,4 @@
-"""Rooflines: the least time a program can take on a chip, and how close it gets.
+"""Rooflines: the least time a program can take on a chip, and how close it gets (lesson 02).
 
 A program that does F FLOPs and moves M bytes between the chip and its main memory
 cannot finish faster than

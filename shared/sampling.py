@@ -1,4 +1,4 @@
-"""Naive generation: run the whole context through the model for every new token.
+"""Naive generation: the whole context through the model for every new token (lesson 01).
 
 Each step recomputes keys and values of the entire prefix, so generating n
 tokens costs about n forward passes over the context. The KV cache of lesson 09

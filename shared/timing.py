@@ -1,4 +1,4 @@
-"""Timing JAX code honestly: warm up first, block until the result is ready, repeat."""
+"""Timing JAX code honestly: warm up, block until the result is ready, repeat (lessons 01-02)."""
 
 from __future__ import annotations
 
