@@ -312,7 +312,7 @@ IMPLEMENTATIONS = {
     "reference": "shared.attention:reference",
     "dense": "shared.backward:dense",
     "blockwise": "shared.attention:blockwise",
-    "pallas": "shared.flash_pallas:attention",
+    "pallas": "shared.flash_pallas:flash_attention",
     "xla": "shared.attention:xla",
 }
 TAKE_POSITIONS = ("reference", "dense", "blockwise", "xla")  # those that read a KV cache

@@ -177,7 +177,7 @@ def _attention_bwd(causal, scale, residuals, d_out):
 _attention.defvjp(_attention_fwd, _attention_bwd)
 
 
-def attention(q: jax.Array, k: jax.Array, v: jax.Array, *, causal: bool = True,
+def flash_attention(q: jax.Array, k: jax.Array, v: jax.Array, *, causal: bool = True,
               segment_ids: jax.Array | None = None, scale: float | None = None) -> jax.Array:
     """shared.attention's "pallas": this kernel's forward, the blockwise backward.
 

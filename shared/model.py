@@ -65,9 +65,8 @@ def param_count(params: dict) -> int:
 
 def matmul_param_count(config: ModelConfig) -> int:
     """Parameters that take part in a matmul per token: all but the embedding table and norms."""
-    c = config
-    per_layer = c.d_model * c.head_dim * (2 * c.n_heads + 2 * c.kv_heads) + 2 * c.d_model * c.d_ff
-    return c.n_layers * per_layer + c.d_model * c.vocab_size
+    return sum(math.prod(w.dims(config)) * (config.n_layers if stacked else 1)
+               for _, w, stacked in table.rows() if w.contracted)
 
 
 def train_flops_per_token(config: ModelConfig) -> int:

@@ -34,12 +34,13 @@ import jax.numpy as jnp
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
 from shared.collectives import Collective
+from shared.config import Error
 from shared.params import logical_axes
 
 DATA, MODEL = "data", "model"
 
 
-class ShardingError(ValueError):
+class ShardingError(Error):
     """A mesh, strategy or spec does not fit the arrays; the message is one line."""
 
 

@@ -32,7 +32,7 @@ CASES = {
 IMPLS = {
     "dense": backward.dense,
     "blockwise": functools.partial(attn_lib.blockwise, block_q=16, block_k=32),
-    "pallas": flash_pallas.attention,  # blocks 128 x 64: several key blocks once T >= 128
+    "pallas": flash_pallas.flash_attention,  # blocks 128 x 64: several key blocks once T >= 128
     "xla": attn_lib.xla,
 }
 
