@@ -104,7 +104,7 @@ def _step_fn(mc: cfg.ModelConfig, tc: cfg.TrainConfig, placement: Placement):
 
     def step(state, batch):
         params = state["params"]
-        with model.sharding_constraints(hints) if hints else contextlib.nullcontext():
+        with sharding.hints(hints) if hints else contextlib.nullcontext():
             (total, count), grads = gradients(params, batch)
         grads = jax.tree.map(lambda g: g / count, grads)
         updates, opt_state = opt.update(grads, state["opt_state"], params)
