@@ -91,7 +91,7 @@ def _block_size(n: int, preferred: int, what: str) -> int:
     """min(preferred, n), which must divide n: blocks tile the sequence exactly."""
     block = min(preferred, n)
     if n % block:
-        raise ValueError(f"{what} length {n} is not a multiple of the block size {block}; "
+        raise AttentionError(f"{what} length {n} is not a multiple of the block size {block}; "
                          f"use a length that is, or pass a block size that divides it")
     return block
 

@@ -39,6 +39,8 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import Mesh, PartitionSpec as P
 
+from shared.config import Error
+
 KINDS = ("all-gather", "reduce-scatter", "all-reduce", "all-to-all", "collective-permute")
 
 
@@ -116,7 +118,7 @@ def collective_matmul(x: jax.Array, w: jax.Array, mesh: Mesh, axis: str) -> jax.
 def bytes_sent_per_device(kind: str, nbytes: float, n: int) -> float:
     """Bytes each of n devices sends in a ring collective over V = nbytes (see module doc)."""
     if kind not in KINDS:
-        raise ValueError(f"unknown collective {kind!r}; valid: {', '.join(KINDS)}")
+        raise Error(f"unknown collective {kind!r}; valid: {', '.join(KINDS)}")
     if n <= 1:
         return 0.0
     if kind == "collective-permute":

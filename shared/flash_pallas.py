@@ -23,7 +23,7 @@ import jax.numpy as jnp
 from jax.experimental import pallas as pl
 
 from shared.attention import BLOCK_K as BACKWARD_BLOCK_K, BLOCK_Q as BACKWARD_BLOCK_Q
-from shared.attention import MASKED, blockwise_backward
+from shared.attention import MASKED, AttentionError, blockwise_backward
 from shared.kernels import pallas_call, platform
 
 BLOCK_Q, BLOCK_K = 128, 64  # fits a GPU's shared memory for D up to 128 in float32 and bfloat16
@@ -97,11 +97,11 @@ def _flash_kernel(q_ref, k_ref, v_ref, q_seg_ref, k_seg_ref, o_ref, lse_ref, *,
 def _check_tiles(S: int, T: int, D: int, block_q: int, block_k: int, native_gpu: bool):
     for what, n, block in (("query length S", S, block_q), ("key length T", T, block_k)):
         if n % block:
-            raise ValueError(f"pallas attention: {what}={n} is not a multiple of its block {block}")
+            raise AttentionError(f"pallas attention: {what}={n} is not a multiple of its block {block}")
     if native_gpu:
         for what, n in (("query block", block_q), ("key block", block_k), ("head width D", D)):
             if n < 16 or n & (n - 1):
-                raise ValueError(f"pallas attention on GPU: {what} {n} must be a power of two >= 16")
+                raise AttentionError(f"pallas attention on GPU: {what} {n} must be a power of two >= 16")
 
 
 def flash_forward(q, k, v, *, segment_ids=None, causal: bool = True, scale: float | None = None,

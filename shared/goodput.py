@@ -19,6 +19,8 @@ import contextlib
 import time
 from typing import Iterator
 
+from shared.config import Error
+
 CATEGORIES = ("startup", "compile", "data", "checkpoint", "eval")
 
 
@@ -38,7 +40,7 @@ class Goodput:
 
     def add(self, category: str, seconds: float) -> None:
         if category not in self.seconds:
-            raise ValueError(f"unknown goodput category {category!r}; valid: {', '.join(CATEGORIES)}")
+            raise Error(f"unknown goodput category {category!r}; valid: {', '.join(CATEGORIES)}")
         self.seconds[category] += seconds
 
     def stop(self) -> None:

@@ -103,7 +103,7 @@ def _add_kernel(x_ref, y_ref, o_ref):
 def add(x: jax.Array, y: jax.Array, *, blocks: tuple[int, int] | None = None) -> jax.Array:
     """x + y for [M, N] arrays, one program per [bm, bn] block on a grid (M / bm, N / bn)."""
     if x.shape != y.shape or x.ndim != 2:
-        raise ValueError(f"add takes two [M, N] arrays of one shape, got {x.shape} and {y.shape}")
+        raise Error(f"add takes two [M, N] arrays of one shape, got {x.shape} and {y.shape}")
     M, N = x.shape
     bm, bn = blocks or choose_blocks((M, N), (256, 256))
     _check_blocks((M, N), (bm, bn), "add")
@@ -155,7 +155,7 @@ def matmul(x: jax.Array, y: jax.Array, *, blocks: tuple[int, int, int] | None = 
     """
     (M, K), (K2, N) = x.shape, y.shape
     if K != K2:
-        raise ValueError(f"matmul: inner dimensions differ: x {x.shape} @ y {y.shape}")
+        raise Error(f"matmul: inner dimensions differ: x {x.shape} @ y {y.shape}")
     if blocks is None:
         bm, bn = choose_blocks((M, N), (128, 128))  # the output block [bm, bn]
         bk = choose_blocks((M, K), (bm, 128 if platform() == "tpu" else 32))[1]  # x's block [bm, bk]
@@ -195,7 +195,7 @@ def rmsnorm(x: jax.Array, scale: jax.Array, *, eps: float = 1e-6,
     float32 rows of a few thousand fits a GPU program's registers).
     """
     if x.ndim != 2 or scale.shape != x.shape[-1:]:
-        raise ValueError(f"rmsnorm takes x [R, E] and scale [E], got {x.shape} and {scale.shape}")
+        raise Error(f"rmsnorm takes x [R, E] and scale [E], got {x.shape} and {scale.shape}")
     R, E = x.shape
     br = block_rows or choose_blocks((R, E), (16, E))[0]  # also checks E suits the platform
     _check_blocks((R,), (br,), "rmsnorm")

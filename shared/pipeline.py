@@ -21,6 +21,7 @@ import jax
 import numpy as np
 from jax.sharding import Sharding
 
+from shared.config import Error
 from shared.data import Rows
 
 Batch = dict[str, np.ndarray]  # inputs, targets, positions, segment_ids, weights: [B, S]
@@ -31,7 +32,7 @@ class Loader:
 
     def __init__(self, rows: Rows, batch_size: int, seed: int, position: int = 0):
         if len(rows) < batch_size:
-            raise ValueError(f"a batch of {batch_size} rows needs more data: the corpus "
+            raise Error(f"a batch of {batch_size} rows needs more data: the corpus "
                              f"packs into {len(rows)} rows of {rows.seq_len + 1} tokens")
         self.rows, self.batch_size, self.seed, self.position = rows, batch_size, seed, position
 

@@ -23,6 +23,8 @@ from typing import Iterator
 
 import jax
 
+from shared.config import Error
+
 
 @contextlib.contextmanager
 def trace(logdir: str | os.PathLike) -> Iterator[Path]:
@@ -91,7 +93,7 @@ def summarize(logdir: str | os.PathLike, top: int = 10) -> list[OpTime]:
     """
     ops = op_times(logdir)
     if not ops:
-        raise ValueError(f"{latest_trace(logdir)} holds no compiled ops; was the work inside the trace?")
+        raise Error(f"{latest_trace(logdir)} holds no compiled ops; was the work inside the trace?")
     total = sum(o.seconds for o in ops)
     width = max(len(o.name) for o in ops[:top])
     print(f"{'op'.ljust(width)}  {'program':<24} {'runs':>5} {'total ms':>9} {'share':>6}")

@@ -25,6 +25,7 @@ from typing import Callable, Sequence
 import jax
 import jax.numpy as jnp
 
+from shared.config import Error
 from shared.hardware import CHIPS, Chip, detect
 from shared.timing import Timing, in_place, timeit
 
@@ -54,7 +55,7 @@ def cost(fn: Callable, *args) -> Cost:
     analysis = jax.jit(fn).lower(*args).compile().cost_analysis()
     flops, nbytes = analysis.get("flops", 0.0), analysis.get("bytes accessed", 0.0)
     if flops < 0 or nbytes < 0:  # e.g. a GPU matmul handed whole to cuBLAS reports -1
-        raise ValueError(f"the compiler reports no cost for {getattr(fn, '__name__', 'fn')} on "
+        raise Error(f"the compiler reports no cost for {getattr(fn, '__name__', 'fn')} on "
                          f"{jax.devices()[0].platform} (a library call); pass analyze(..., known_cost=Cost(...)) "
                          "with a closed form")
     return Cost(flops, nbytes)
@@ -67,7 +68,7 @@ def chip_named(chip: str | Chip | None) -> Chip:
     if isinstance(chip, Chip):
         return chip
     if chip not in CHIPS:
-        raise ValueError(f"unknown chip {chip!r}; known chips: {', '.join(CHIPS)}")
+        raise Error(f"unknown chip {chip!r}; known chips: {', '.join(CHIPS)}")
     return CHIPS[chip]
 
 
@@ -75,7 +76,7 @@ def peak_flops(chip: Chip, dtype: str) -> float:
     peak = chip.flops(dtype)
     if not peak:
         known = ", ".join(d for d, v in chip.peak_flops.items() if v)
-        raise ValueError(f"{chip.name} has no {jnp.dtype(dtype)} peak in shared.hardware "
+        raise Error(f"{chip.name} has no {jnp.dtype(dtype)} peak in shared.hardware "
                          f"(known: {known or 'none'})")
     return peak
 
@@ -83,7 +84,7 @@ def peak_flops(chip: Chip, dtype: str) -> float:
 def ridge_point(chip: Chip, dtype: str = "bfloat16") -> float:
     """FLOPs per byte at which dtype's compute ceiling meets the memory ceiling."""
     if not chip.memory_bw:
-        raise ValueError(f"{chip.name} has no memory bandwidth in shared.hardware")
+        raise Error(f"{chip.name} has no memory bandwidth in shared.hardware")
     return peak_flops(chip, dtype) / chip.memory_bw
 
 

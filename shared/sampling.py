@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from shared import model
-from shared.config import ModelConfig
+from shared.config import Error, ModelConfig
 
 
 def sample_logits(logits: jax.Array, key: jax.Array, temperature: float = 1.0,
@@ -58,7 +58,7 @@ def generate(params: dict, config: ModelConfig, prompt: np.ndarray, max_new_toke
     (the window has a fixed shape), whatever the prompt length.
     """
     if len(prompt) < 1:
-        raise ValueError("the prompt is empty; give at least one token")
+        raise Error("the prompt is empty; give at least one token")
     S = config.seq_len
     tokens = list(np.asarray(prompt, np.int32))
     key = jax.random.key(seed)

@@ -98,7 +98,7 @@ def run(args) -> None:
     big = dataclasses.replace(cfg.preset("125m").model, dtype="bfloat16" if accel else "float32")
     params = model.init(big, jax.random.key(0))
     max_len = 1024 if accel else 256
-    weight_bytes = quant.matmul_bytes(inference.cast_params(params, jnp.dtype(big.dtype)))
+    weight_bytes = quant.matmul_bytes(model.cast(params, jnp.dtype(big.dtype)))
     cache_bytes = inference.kv_bytes_per_token(big) * max_len
     bw = chip.read_bw  # a decode step only reads
     print(f"2. decode step, {model.param_count(params) / 1e6:.0f}M params ({big.dtype}), cache of {max_len}: "

@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
                                top_k=args.top_k or None, top_p=args.top_p, seed=args.seed)
         if len(results) == 1 and results[0][1]:
             raise Error(results[0][1].replace("prompt 1 is", "the prompt is"))
-    except (Error, ValueError) as e:  # ValueError: the serving modules' errors, until they subclass Error
+    except Error as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     for i, (text, error) in enumerate(results):

@@ -26,13 +26,14 @@ from shared.train import Placement, RunError, train
 
 MODEL_FLAGS = ("dtype", "remat")  # flags that override the model config
 TRAIN_FLAGS = ("steps", "seed", "batch_size", "grad_accum")  # ... and the training config
-SAFE_ON_RESUME = ("steps", "keep_checkpoints")  # may change when a run is resumed; remat too
+SAFE_ON_RESUME = ("steps", "keep_checkpoints")  # may change when a run is resumed
+SAFE_MODEL_ON_RESUME = ("remat", "mlp")  # what the backward pass keeps: the same maths
 SAMPLE = dict(temperature=0.8, top_k=40)  # the end-of-run sample's settings
 
 
 def resolve_config(args) -> tuple[cfg.ModelConfig, cfg.TrainConfig, str | None]:
     """(model config, train config, data path) from --preset and overrides; on --resume,
-    the saved ones, which explicit flags may only change where it is safe (steps, remat)."""
+    the saved ones, which explicit flags may only change where it is safe (steps, remat, mlp)."""
     run_dir = Path(args.out) / args.name
     model_over = {k: getattr(args, k) for k in MODEL_FLAGS if getattr(args, k) is not None}
     train_over = {k: getattr(args, k) for k in TRAIN_FLAGS if getattr(args, k) is not None}
@@ -41,14 +42,14 @@ def resolve_config(args) -> tuple[cfg.ModelConfig, cfg.TrainConfig, str | None]:
         asked = cfg.preset(args.preset) if args.preset else cfg.Preset(mc, tc)
         asked_mc = dataclasses.replace(asked.model, **model_over)
         asked_tc = dataclasses.replace(asked.train, **train_over)
-        diffs = (cfg.differences(mc, asked_mc, ignore=("remat",))
+        diffs = (cfg.differences(mc, asked_mc, ignore=SAFE_MODEL_ON_RESUME)
                  + cfg.differences(tc, asked_tc, ignore=SAFE_ON_RESUME))
         data_path = saved.get("data")
         if args.data is not None and args.data != data_path:
             diffs.append(f"data: {data_path!r} -> {args.data!r}")
         if diffs:
             raise RunError(f"cannot resume {run_dir}: its config differs in {'; '.join(diffs)}")
-        return (dataclasses.replace(mc, remat=asked_mc.remat),
+        return (dataclasses.replace(mc, remat=asked_mc.remat, mlp=asked_mc.mlp),
                 dataclasses.replace(tc, steps=asked_tc.steps), data_path)
     p = cfg.preset(args.preset or "tiny")
     return (dataclasses.replace(p.model, **model_over), dataclasses.replace(p.train, **train_over),
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
                        force=args.force, placement=placement)
         if args.sample_tokens:  # every process samples: the parameters may be split across them
             text = sample(result.state["params"], mc, args.sample_tokens, tc.seed)
-    except (cfg.Error, sharding.ShardingError) as e:  # ShardingError until it subclasses Error
+    except cfg.Error as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if main_process:
