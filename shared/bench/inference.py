@@ -76,7 +76,7 @@ def run(args) -> None:
     print("random weights unless --checkpoint: speeds do not depend on the values\n")
 
     # 1. naive vs KV cache
-    small = cfg.ModelConfig(seq_len=1024, d_model=256, n_layers=4, n_heads=4, d_ff=1024,
+    small = cfg.ModelConfig(seq_len=1024, d_model=256, n_layers=4, n_heads=4, d_ff=1024, **cfg.FAST,
                             dtype="bfloat16" if accel else "float32")
     params = model.init(small, jax.random.key(0))
     prompt = np.arange(16, dtype=np.int32) % 256

@@ -19,7 +19,7 @@ import jax
 import numpy as np
 
 from shared import engine, inference, model, paged
-from shared.config import ConfigError, ModelConfig
+from shared.config import FAST, ConfigError, ModelConfig
 from shared.train import load_params
 
 HELP = "static vs continuous batching, contiguous vs paged KV cache, on a replayed workload"
@@ -119,7 +119,8 @@ def load(args) -> tuple[ModelConfig, dict]:
     """The model to serve: a trained run's, or random weights of a small one."""
     if args.checkpoint:
         return load_params(args.checkpoint)
-    config = ModelConfig(seq_len=args.max_len or 256, d_model=256, n_layers=4, n_heads=4, d_ff=1024)
+    config = ModelConfig(seq_len=args.max_len or 256, d_model=256, n_layers=4, n_heads=4, d_ff=1024,
+                         **FAST)
     return config, model.init(config, jax.random.key(0))
 
 
