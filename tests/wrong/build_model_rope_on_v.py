@@ -1,0 +1,17 @@
+"""Wrong build (lesson 01): RoPE rotates the values too."""
+
+from pathlib import Path
+
+from shared.course.pytest_plugin import load_module
+
+_m = load_module(Path(__file__).resolve().parents[2] / "solutions/01_llm_from_scratch/build_model.py")
+_qkv = _m._qkv
+
+
+def _qkv_v_rotated(x, p, positions, config):
+    q, k, v = _qkv(x, p, positions, config)
+    return q, k, _m._rope(v, positions, config.rope_base)
+
+
+_m._qkv = _qkv_v_rotated
+init, forward, loss_sums = _m.init, _m.forward, _m.loss_sums
