@@ -8,6 +8,7 @@ removes that repetition; this version is the simple, obviously-correct baseline.
 from __future__ import annotations
 
 import functools
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -40,22 +41,24 @@ def sample_logits(logits: jax.Array, key: jax.Array, temperature: float = 1.0,
     return jax.random.categorical(key, logits, axis=-1).astype(jnp.int32)
 
 
-@functools.partial(jax.jit, static_argnames=("config", "temperature", "top_k", "top_p"))
-def _next_token(params, window, length, key, config, temperature, top_k, top_p=None):
+@functools.partial(jax.jit, static_argnames=("config", "temperature", "top_k", "top_p", "forward"))
+def _next_token(params, window, length, key, config, temperature, top_k, top_p=None,
+                forward=model.forward):
     """window: int32 [1, S] padded after `length` tokens; the padding cannot affect
     position length-1 because attention is causal."""
-    logits = model.forward(params, window, config)  # [1, S, V]
+    logits = forward(params, window, config)  # [1, S, V]
     last = jax.lax.dynamic_index_in_dim(logits, length - 1, axis=1, keepdims=False)  # [1, V]
     return sample_logits(last, key, temperature, top_k, top_p=top_p)[0]
 
 
 def generate(params: dict, config: ModelConfig, prompt: np.ndarray, max_new_tokens: int, *,
              temperature: float = 1.0, top_k: int | None = None, seed: int = 0,
-             top_p: float | None = None) -> np.ndarray:
+             top_p: float | None = None, forward: Callable = model.forward) -> np.ndarray:
     """Prompt tokens [P] followed by max_new_tokens sampled tokens: int32 [P + n].
 
     The model sees at most its last config.seq_len tokens. One program is compiled
-    (the window has a fixed shape), whatever the prompt length.
+    (the window has a fixed shape), whatever the prompt length. forward: the model's
+    logits function, model.forward or a drop-in replacement (yours, with --mine).
     """
     if len(prompt) < 1:
         raise Error("the prompt is empty; give at least one token")
@@ -68,5 +71,5 @@ def generate(params: dict, config: ModelConfig, prompt: np.ndarray, max_new_toke
         window[0, :len(context)] = context
         key, sub = jax.random.split(key)
         tokens.append(int(_next_token(params, window, len(context), sub, config,
-                                      temperature, top_k, top_p)))
+                                      temperature, top_k, top_p, forward)))
     return np.array(tokens, np.int32)

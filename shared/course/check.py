@@ -19,8 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shared.config import Error
-
-ROOT = Path(__file__).resolve().parents[2]  # the repository (this file: shared/course/check.py)
+from shared.course import ROOT, mine
 
 
 def lesson_dirs(which: str | None = None, solutions: bool = False) -> list[Path]:
@@ -135,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     reports = [run_lesson(d, args.solutions) for d in dirs]
     print_report(reports)
+    if not args.solutions:
+        print("\n" + "\n".join(mine.report()))
     return 0 if all(not r.error and all(o.tests and o.passed == o.tests for o in r.exercises.values())
                     for r in reports) else 1
 

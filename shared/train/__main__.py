@@ -1,6 +1,6 @@
 """`python -m shared.train`: train the course's model from the command line.
 
-    python -m shared.train                       # tiny preset, stdlib corpus, ~3 min on a CPU
+    python -m shared.train                       # tiny preset, stdlib corpus (a few minutes on a CPU)
     python -m shared.train --preset small --data input.txt --steps 2000
     python -m shared.train --name tiny --resume  # continue runs/tiny from its last checkpoint
     python -m shared.train --devices 8 --strategy fsdp   # 8 simulated CPU devices, FSDP
@@ -22,6 +22,7 @@ import jax
 
 from shared import checkpoint, data, devices, hardware, host_memory, model, sampling, sharding
 from shared import config as cfg
+from shared.course import mine
 from shared.train import Placement, RunError, train
 
 MODEL_FLAGS = ("dtype", "remat")  # flags that override the model config
@@ -71,9 +72,11 @@ def setup_devices(args) -> Placement:
     return Placement(mesh, args.strategy)
 
 
-def sample(params, mc: cfg.ModelConfig, tokens: int, seed: int, prompt: str = "def ") -> str:
+def sample(params, mc: cfg.ModelConfig, tokens: int, seed: int, prompt: str = "def ",
+           net=model) -> str:
     """Text the trained model writes after `prompt` (SAMPLE's temperature and top-k)."""
-    out = sampling.generate(params, mc, data.encode(prompt), tokens, seed=seed, **SAMPLE)
+    out = sampling.generate(params, mc, data.encode(prompt), tokens, seed=seed,
+                            forward=net.forward, **SAMPLE)
     return data.decode(out)
 
 
@@ -101,6 +104,11 @@ def parser() -> argparse.ArgumentParser:
                    help="split the work over all devices (default: one device)")
     p.add_argument("--model-axis", type=int, help="devices on the model axis for fsdp_tp (default 2)")
     p.add_argument("--devices", type=int, help="simulate this many CPU devices (CPU only)")
+    yours = p.add_mutually_exclusive_group()
+    yours.add_argument("--mine", action="store_true",
+                       help="run on the pieces you wrote in the build exercises (shared.course.mine)")
+    yours.add_argument("--solutions", action="store_true",
+                       help="run on the build exercises' reference answers")
     devices.add_distributed_arguments(p)
     return p
 
@@ -113,7 +121,11 @@ def main(argv: list[str] | None = None) -> int:
         mc, tc, data_path = resolve_config(args)
         run_dir = Path(args.out) / args.name
         main_process = jax.process_index() == 0
+        pieces = mine.pieces(args.solutions) if args.mine or args.solutions else {}
+        net = pieces.get("model", model)
         if main_process:
+            if args.mine or args.solutions:
+                print("your model: " + mine.describe(pieces, args.solutions))
             print(f"{hardware.describe(hardware.detect())}")
             where = (f"{placement.strategy} on mesh {dict(placement.mesh.shape)}"
                      if placement.mesh is not None else f"one {jax.devices()[0].platform} device")
@@ -121,9 +133,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"{model.train_flops_per_token(mc):,} training FLOPs per token, {mc.dtype} "
                   f"compute, remat {mc.remat}; {where}; run folder {run_dir}")
         result = train(mc, tc, run_dir, data_path=data_path, resume=args.resume,
-                       force=args.force, placement=placement)
+                       force=args.force, placement=placement, net=net)
         if args.sample_tokens:  # every process samples: the parameters may be split across them
-            text = sample(result.state["params"], mc, args.sample_tokens, tc.seed)
+            text = sample(result.state["params"], mc, args.sample_tokens, tc.seed, net=net)
     except cfg.Error as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import ModuleType
+
 import jax
 
 from shared import config as cfg
@@ -17,8 +19,10 @@ def loader(rows: data.Rows, batch_size: int, seed: int, position: int = 0) -> pi
         raise data.DataError(str(e)) from None
 
 
-def make_eval(mc: cfg.ModelConfig, tc: cfg.TrainConfig, val, placement: Placement = Placement()):
-    """evaluate(params) -> mean loss over tc.eval_batches fixed validation batches.
+def make_eval(mc: cfg.ModelConfig, tc: cfg.TrainConfig, val, placement: Placement = Placement(),
+              net: ModuleType = model):
+    """evaluate(params) -> mean loss over tc.eval_batches fixed validation batches, under
+    net.loss_sums (shared.model's, or a drop-in replacement).
 
     val: packed rows (data.Rows), or a token array (lesson 01) cut into random windows.
     """
@@ -29,7 +33,7 @@ def make_eval(mc: cfg.ModelConfig, tc: cfg.TrainConfig, val, placement: Placemen
         batches = [dict(zip(("inputs", "targets"), data.batch(val, tc.batch_size, mc.seq_len,
                                                               tc.seed, step=i)))
                    for i in range(tc.eval_batches)]
-    sums = jax.jit(model.loss_sums, static_argnums=2)
+    sums = jax.jit(net.loss_sums, static_argnums=2)
 
     def evaluate(params) -> float:
         parts = [sums(params, b, mc) for b in batches]

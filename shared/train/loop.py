@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Callable
 
 import jax
@@ -48,24 +49,26 @@ class Run:
     position: int  # the loader's batch number at step `first`
     loader: pipeline.Loader
     evaluate: Callable[[dict], float]  # params -> validation loss
+    net: ModuleType  # the model's init and loss_sums: shared.model, or the learner's
 
 
 def train(mc: cfg.ModelConfig, tc: cfg.TrainConfig, run_dir: Path | str, *,
           data_path: str | None = None, resume: bool = False, force: bool = False,
           stop_after: int | None = None, progress: bool = True,
-          placement: Placement = Placement()) -> Result:
+          placement: Placement = Placement(), net: ModuleType = model) -> Result:
     """Train, evaluate, checkpoint; returns the final state, the loss history, the
     goodput breakdown and the memory per device.
 
     stop_after ends the run early at that step (after checkpointing it), as if it had
     been interrupted: resuming it later gives the same result as never stopping.
     Only process 0 prints and writes the config; every process takes part in saves.
+    net: the model's init and loss_sums (shared.model, or the learner's build exercise).
     """
     clock = goodput.Goodput()
     show = progress and jax.process_index() == 0
     with clock("startup"):
         run = start(mc.validate(), tc.validate(), Path(run_dir), data_path=data_path,
-                    resume=resume, force=force, placement=placement)
+                    resume=resume, force=force, placement=placement, net=net)
     with clock("compile"):
         step_fn = compile_step(run)
     result = Result(run.state, memory=memory_report(step_fn, run.state))
@@ -80,7 +83,7 @@ def train(mc: cfg.ModelConfig, tc: cfg.TrainConfig, run_dir: Path | str, *,
 
 
 def start(mc: cfg.ModelConfig, tc: cfg.TrainConfig, run_dir: Path, *, data_path: str | None,
-          resume: bool, force: bool, placement: Placement) -> Run:
+          resume: bool, force: bool, placement: Placement, net: ModuleType = model) -> Run:
     """Make the run folder ready, split the corpus, and build or restore the state."""
     prepare_run_dir(run_dir, resume, force)
     train_rows, val_rows = (data.Rows(part, mc.seq_len) for part in
@@ -92,7 +95,7 @@ def start(mc: cfg.ModelConfig, tc: cfg.TrainConfig, run_dir: Path, *, data_path:
         for name, size in (("batch_size", tc.batch_size),
                            ("batch_size / grad_accum", tc.batch_size // tc.grad_accum)):
             sharding.check_divisible(name, (size,), P(placement.batch().spec[0]), placement.mesh)
-    state = init_state(mc, tc, placement)
+    state = init_state(mc, tc, placement, net)
     mgr = checkpoint.manager(run_dir, tc.keep_checkpoints)
     first, position = 0, 0
     if resume:
@@ -100,7 +103,7 @@ def start(mc: cfg.ModelConfig, tc: cfg.TrainConfig, run_dir: Path, *, data_path:
         position = checkpoint.restore_data(mgr, first).get("position", first)
     return Run(mc, tc, run_dir, placement, state, mgr, first, position,
                loader(train_rows, tc.batch_size, tc.seed, position),
-               make_eval(mc, tc, val_rows, placement))
+               make_eval(mc, tc, val_rows, placement, net), net)
 
 
 def compile_step(run: Run):
@@ -109,7 +112,7 @@ def compile_step(run: Run):
                                       jnp.float32 if k == "weights" else jnp.int32,
                                       sharding=run.placement.batch())
               for k in ("inputs", "targets", "positions", "segment_ids", "weights")}
-    return make_step(run.mc, run.tc, run.placement).lower(run.state, shapes).compile()
+    return make_step(run.mc, run.tc, run.placement, run.net).lower(run.state, shapes).compile()
 
 
 def run_steps(run: Run, step_fn, history: list[dict], clock: goodput.Goodput, *,

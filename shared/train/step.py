@@ -1,12 +1,17 @@
 """The training state and the step that updates it: where they live (Placement), how the
 state is made (init_state), the jitted step (make_step; lesson 01's make_train_step),
-and what the step reports (check_finite, memory_report)."""
+and what the step reports (check_finite, memory_report).
+
+Every function that builds or differentiates the model takes `net`: a module with the
+model's `init(config, key)` and `loss_sums(params, batch, config)`, shared.model by default
+or the learner's own (lesson 01's build exercise; `python -m shared.train --mine`)."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
 from dataclasses import dataclass
+from types import ModuleType
 
 import jax
 import jax.numpy as jnp
@@ -55,16 +60,18 @@ class Placement:
         return 1 if self.mesh is None else self.mesh.size
 
 
-def init_state(mc: cfg.ModelConfig, tc: cfg.TrainConfig, placement: Placement = Placement()) -> dict:
+def init_state(mc: cfg.ModelConfig, tc: cfg.TrainConfig, placement: Placement = Placement(),
+               net: ModuleType = model) -> dict:
     """The whole training state as one pytree, so one checkpoint call saves all of it.
     With a mesh, every array is created already split across the devices."""
-    return _initializer(mc, tc, placement)()
+    return _initializer(mc, tc, placement, net)()
 
 
-@functools.cache  # one compilation per config and placement in a process (tests, notebooks)
-def _initializer(mc: cfg.ModelConfig, tc: cfg.TrainConfig, placement: Placement):
+@functools.cache  # one compilation per config, placement and model in a process (tests, notebooks)
+def _initializer(mc: cfg.ModelConfig, tc: cfg.TrainConfig, placement: Placement,
+                 net: ModuleType = model):
     def make():
-        params = model.init(mc, jax.random.key(tc.seed))
+        params = net.init(mc, jax.random.key(tc.seed))
         return {"params": params, "opt_state": optimizer(tc).init(params),
                 "step": jnp.zeros((), jnp.int32)}
 
@@ -81,7 +88,7 @@ def param_names(params: dict) -> list[str]:
     return ["/".join(str(k.key) for k in path) for path, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
 
 
-def _step_fn(mc: cfg.ModelConfig, tc: cfg.TrainConfig, placement: Placement):
+def _step_fn(mc: cfg.ModelConfig, tc: cfg.TrainConfig, placement: Placement, net: ModuleType):
     """step(state, batch) -> (state, metrics), not jitted. batch: dict of [B, S] arrays.
 
     With tc.grad_accum = k the batch is split into k micro-batches (row i goes to
@@ -89,7 +96,7 @@ def _step_fn(mc: cfg.ModelConfig, tc: cfg.TrainConfig, placement: Placement):
     scan adds up: only one micro-batch's activations are alive at a time.
     """
     opt = optimizer(tc)
-    grad_sums = jax.value_and_grad(model.loss_sums, has_aux=True)  # ((sum, count), grads of sum)
+    grad_sums = jax.value_and_grad(net.loss_sums, has_aux=True)  # ((sum, count), grads of sum)
     hints = placement.hints()
 
     def gradients(params, batch):
@@ -116,15 +123,16 @@ def _step_fn(mc: cfg.ModelConfig, tc: cfg.TrainConfig, placement: Placement):
     return step
 
 
-@functools.cache  # the same jitted function, so compiled once, for each config and placement
-def make_step(mc: cfg.ModelConfig, tc: cfg.TrainConfig, placement: Placement = Placement()):
+@functools.cache  # the same jitted function, so compiled once, for each config, placement, model
+def make_step(mc: cfg.ModelConfig, tc: cfg.TrainConfig, placement: Placement = Placement(),
+              net: ModuleType = model):
     """The loop's jitted step(state, batch) -> (state, metrics): loss, grad_norm and
     grad_sq (each gradient array's squared norm, to name the first non-finite one).
 
     The old state is donated: its buffers are reused for the new one instead of
     holding two copies. On a mesh, state and batch keep the placement's shardings.
     """
-    step = _step_fn(mc, tc, placement)
+    step = _step_fn(mc, tc, placement, net)
     if placement.mesh is None:
         return jax.jit(step, donate_argnums=0)
     state_sh = placement.state(abstract_state(mc, tc), tc)
@@ -133,10 +141,10 @@ def make_step(mc: cfg.ModelConfig, tc: cfg.TrainConfig, placement: Placement = P
                    out_shardings=(state_sh, replicated))
 
 
-def make_train_step(mc: cfg.ModelConfig, tc: cfg.TrainConfig):
+def make_train_step(mc: cfg.ModelConfig, tc: cfg.TrainConfig, net: ModuleType = model):
     """Lesson 01's form of the step: step(state, tokens, targets) -> (state, loss), every
     row one document. The loop uses make_step, which this wraps."""
-    step = _step_fn(mc, tc, Placement())
+    step = _step_fn(mc, tc, Placement(), net)
 
     def simple(state, tokens, targets):
         state, metrics = step(state, {"inputs": tokens, "targets": targets})
