@@ -181,13 +181,17 @@ def mlp_block(x: jax.Array, p: dict, config: ModelConfig) -> jax.Array:
 def block(x: jax.Array, p: dict, positions: jax.Array, segment_ids: jax.Array | None,
           config: ModelConfig, kv: KVCache | None = None, layer: int | jax.Array = 0
           ) -> tuple[jax.Array, KVCache | None]:
-    """One transformer layer, for training, prefill and decode alike. x: [B, S, E]."""
-    with jax.named_scope("attention"):
-        h, kv = attention_block(rms_norm(x, p["attn_norm"]), p, positions, segment_ids, config,
-                                kv, layer)
-    x = x + h
-    with jax.named_scope("mlp"):
-        x = x + mlp_block(rms_norm(x, p["mlp_norm"]), p, config)
+    """One transformer layer, for training, prefill and decode alike. x: [B, S, E].
+
+    The named scopes label this layer's ops in a profile (lesson 08): block/attention/...
+    """
+    with jax.named_scope("block"):
+        with jax.named_scope("attention"):
+            h, kv = attention_block(rms_norm(x, p["attn_norm"]), p, positions, segment_ids,
+                                    config, kv, layer)
+        x = x + h
+        with jax.named_scope("mlp"):
+            x = x + mlp_block(rms_norm(x, p["mlp_norm"]), p, config)
     return x, kv
 
 

@@ -15,7 +15,7 @@ from shared.timing import timeit
 HELP = "causal attention forward for S = 512..16384: time, temp memory, error vs reference, per impl"
 
 GiB, MiB = 2**30, 2**20
-# Defaults per platform: the CPU's sweep takes about two minutes on 2 cores; a GPU's fills the chip.
+# Defaults per platform: the CPU's sweep is sized for a laptop; a GPU's fills the chip.
 DEFAULTS = {
     "cpu": dict(sizes=[512, 1024, 2048, 4096, 8192, 16384], batch=1, heads=4, kv_heads=4,
                 head_dim=64, dtype="float32", memory_fraction=0.25, pallas_max=2048),

@@ -14,7 +14,7 @@ from shared import hardware, roofline
 HELP = "matmul and elementwise sweep: FLOPs, bytes, intensity, bound, time, fraction of bound; writes a roofline PNG"
 
 MiB = 2**20
-# Sizes per platform: the CPU's fit in a minute on 2 cores; an accelerator's fill the chip.
+# Sizes per platform: the CPU's are sized for a laptop; an accelerator's fill the chip.
 SIZES = {
     "cpu": {"matmul": [64, 128, 256, 512, 1024, 2048], "batched": (64, 128), "add_mib": [1, 16, 256]},
     "accelerator": {"matmul": [256, 512, 1024, 2048, 4096, 8192], "batched": (64, 512),
