@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
+from shared import attention, model
+from shared.config import ModelConfig
 from shared.course import ROOT
 from shared.course.pytest_plugin import load_module
 
@@ -38,6 +40,8 @@ class Build:
 BUILDS = (
     Build("model", "01_llm_from_scratch", "build_model", ("init", "forward", "loss_sums"),
           "the model and its loss, from einsums", "python -m shared.train --mine"),
+    Build("attention", "05_attention", "build_flash", ("flash_attention",),
+          "flash attention, forward and backward", "python -m shared.train --mine"),
 )
 
 
@@ -60,12 +64,23 @@ def pieces(solutions: bool = False) -> dict[str, ModuleType]:
     return {b.piece: load_module(b.path(solutions)) for b in BUILDS if written(b, solutions)}
 
 
+def plug_in(loaded: dict[str, ModuleType], config: ModelConfig) -> ModuleType:
+    """Put the loaded pieces where the core calls them, for this process: your attention runs
+    wherever config.attention is asked for (shared.attention.plug). Returns the model's
+    functions for the train library's `net`: yours, or shared.model."""
+    if "attention" in loaded:
+        attention.plug(config.attention, loaded["attention"].flash_attention)
+    return loaded.get("model", model)
+
+
 def describe(loaded: dict[str, ModuleType], solutions: bool = False) -> str:
     """One line saying whose each piece is, for the start of a job."""
     whose = "the reference answers'" if solutions else "yours"
     parts = [f"{b.piece}: {whose} ({b.path(solutions).relative_to(ROOT)})" if b.piece in loaded
              else f"{b.piece}: the core's (exercises/{b.lesson}/{b.topic}.py is not written yet)"
              for b in BUILDS]
+    if {"model", "attention"} <= loaded.keys():
+        parts.append("the attention piece is not used: the model piece computes its own attention")
     return "; ".join(parts)
 
 

@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         run_dir = Path(args.out) / args.name
         main_process = jax.process_index() == 0
         pieces = mine.pieces(args.solutions) if args.mine or args.solutions else {}
-        net = pieces.get("model", model)
+        net = mine.plug_in(pieces, mc)
         if main_process:
             if args.mine or args.solutions:
                 print("your model: " + mine.describe(pieces, args.solutions))
