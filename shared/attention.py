@@ -332,6 +332,7 @@ def plug(name: str, fn: Implementation | None) -> None:
         _PLUGGED.pop(name, None)
     else:
         _PLUGGED[name] = fn
+    jax.clear_caches()  # programs traced before would keep the implementation they traced
 
 
 def implementation(name: str) -> Implementation:

@@ -14,9 +14,11 @@ first, e.g. `python -m pytest exercises/01_llm_from_scratch`.
 from __future__ import annotations
 
 import ast
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Iterator
 
 from shared import attention, model
 from shared.config import ModelConfig
@@ -64,13 +66,18 @@ def pieces(solutions: bool = False) -> dict[str, ModuleType]:
     return {b.piece: load_module(b.path(solutions)) for b in BUILDS if written(b, solutions)}
 
 
-def plug_in(loaded: dict[str, ModuleType], config: ModelConfig) -> ModuleType:
-    """Put the loaded pieces where the core calls them, for this process: your attention runs
-    wherever config.attention is asked for (shared.attention.plug). Returns the model's
+@contextlib.contextmanager
+def plugged_in(loaded: dict[str, ModuleType], config: ModelConfig) -> Iterator[ModuleType]:
+    """Put the loaded pieces where the core calls them while the block runs: your attention
+    wherever config.attention is asked for (shared.attention.plug). Yields the model's
     functions for the train library's `net`: yours, or shared.model."""
     if "attention" in loaded:
         attention.plug(config.attention, loaded["attention"].flash_attention)
-    return loaded.get("model", model)
+    try:
+        yield loaded.get("model", model)
+    finally:
+        if "attention" in loaded:
+            attention.plug(config.attention, None)
 
 
 def describe(loaded: dict[str, ModuleType], solutions: bool = False) -> str:

@@ -122,7 +122,6 @@ def main(argv: list[str] | None = None) -> int:
         run_dir = Path(args.out) / args.name
         main_process = jax.process_index() == 0
         pieces = mine.pieces(args.solutions) if args.mine or args.solutions else {}
-        net = mine.plug_in(pieces, mc)
         if main_process:
             if args.mine or args.solutions:
                 print("your model: " + mine.describe(pieces, args.solutions))
@@ -132,10 +131,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"model: {model.matmul_param_count(mc):,} matmul parameters, "
                   f"{model.train_flops_per_token(mc):,} training FLOPs per token, {mc.dtype} "
                   f"compute, remat {mc.remat}; {where}; run folder {run_dir}")
-        result = train(mc, tc, run_dir, data_path=data_path, resume=args.resume,
-                       force=args.force, placement=placement, net=net)
-        if args.sample_tokens:  # every process samples: the parameters may be split across them
-            text = sample(result.state["params"], mc, args.sample_tokens, tc.seed, net=net)
+        with mine.plugged_in(pieces, mc) as net:
+            result = train(mc, tc, run_dir, data_path=data_path, resume=args.resume,
+                           force=args.force, placement=placement, net=net)
+            if args.sample_tokens:  # every process samples: the parameters may be split across them
+                text = sample(result.state["params"], mc, args.sample_tokens, tc.seed, net=net)
     except cfg.Error as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
