@@ -1,0 +1,11 @@
+"""Wrong build (lesson 05): segment_ids ignored, so attention crosses packed documents."""
+
+import jax.numpy as jnp
+
+from pathlib import Path
+
+from shared.course.pytest_plugin import load_module
+
+_m = load_module(Path(__file__).resolve().parents[2] / "solutions/05_attention/build_flash.py")
+_m._same_segment = lambda q_seg, k_seg: jnp.ones((1, q_seg.shape[1], k_seg.shape[1]), bool)
+flash_attention = _m.flash_attention
