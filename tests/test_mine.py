@@ -58,3 +58,26 @@ def test_the_command_says_whose_pieces_run(corpus, tmp_path, capsys):
     assert train_cli.main(args + ["--name", "stubs", "--mine"]) == 0
     out = capsys.readouterr().out
     assert "model: the core's (exercises/01_llm_from_scratch/build_model.py is not written yet)" in out
+
+
+def test_the_answers_attention_runs_in_the_real_job(corpus, tmp_path):
+    """Lesson 05's piece plugged in place of the preset's attention: the job traces it, and
+    with the same initial parameters and data it trains as the core does (the two differ
+    by float32 rounding: the losses of 20 steps agree to 1e-3)."""
+    mc = cfg.preset("tiny").model
+    tc = dataclasses.replace(cfg.preset("tiny").train, steps=20, eval_every=20,
+                             checkpoint_every=20, warmup_steps=5)
+    flash = mine.pieces(solutions=True)["attention"].flash_attention
+    traced = []
+
+    def watched(*args, **kwargs):
+        traced.append(args[0].shape)
+        return flash(*args, **kwargs)
+
+    core = train.train(mc, tc, tmp_path / "core", data_path=corpus, progress=False)
+    with mine.plugged_in({"attention": types.SimpleNamespace(flash_attention=watched)}, mc) as net:
+        ours = train.train(mc, tc, tmp_path / "ours", data_path=corpus, progress=False, net=net)
+    assert traced, "the training step never called the plugged-in attention"
+    losses = lambda r: [h["loss"] for h in r.history if "loss" in h]
+    for step, (a, b) in enumerate(zip(losses(ours), losses(core))):
+        assert abs(a - b) < 1e-3, f"logged loss {step}: {a:.5f} with the answers' attention, {b:.5f} with the core's"
