@@ -81,3 +81,19 @@ def test_the_answers_attention_runs_in_the_real_job(corpus, tmp_path):
     losses = lambda r: [h["loss"] for h in r.history if "loss" in h]
     for step, (a, b) in enumerate(zip(losses(ours), losses(core))):
         assert abs(a - b) < 1e-3, f"logged loss {step}: {a:.5f} with the answers' attention, {b:.5f} with the core's"
+
+
+def test_a_broken_piece_is_one_line(monkeypatch, tmp_path, capsys):
+    broken = tmp_path / "01_llm_from_scratch" / "build_model.py"
+    broken.parent.mkdir()
+    broken.write_text("def init(config, key):\n    return {\n\ndef forward(p, t, c):\n    pass\n")
+    build = dataclasses.replace(mine.BUILDS[0])
+    monkeypatch.setattr(mine.Build, "path", lambda self, solutions=False: broken)
+    monkeypatch.setattr(mine, "ROOT", tmp_path)
+    assert train_cli.main(["--out", str(tmp_path), "--mine", "--steps", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "01_llm_from_scratch/build_model.py line" in err and len(err.strip().splitlines()) == 1, err
+    broken.write_text("import not_a_module\ndef init(c, k): return 1\ndef forward(p, t, c): return 1\n"
+                      "def loss_sums(p, b, c): return 1\n")
+    with pytest.raises(cfg.Error, match="cannot be imported: ModuleNotFoundError"):
+        mine.load(build)

@@ -21,7 +21,7 @@ from types import ModuleType
 from typing import Iterator
 
 from shared import attention, model
-from shared.config import ModelConfig
+from shared.config import Error, ModelConfig
 from shared.course import ROOT
 from shared.course.pytest_plugin import load_module
 
@@ -57,13 +57,27 @@ def written(build: Build, solutions: bool = False) -> bool:
     path = build.path(solutions)
     if not path.exists():
         return False
-    found = {n.name: n for n in ast.parse(path.read_text()).body if isinstance(n, ast.FunctionDef)}
+    try:
+        tree = ast.parse(path.read_text())
+    except SyntaxError as e:
+        raise Error(f"{path.relative_to(ROOT)} line {e.lineno}: {e.msg}; fix it, or run "
+                    f"without --mine") from None
+    found = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
     return all(name in found and not is_stub(found[name]) for name in build.functions)
+
+
+def load(build: Build, solutions: bool = False) -> ModuleType:
+    """The build exercise's module; a file that fails to import is a one-line Error."""
+    try:
+        return load_module(build.path(solutions))
+    except Exception as e:
+        raise Error(f"{build.path(solutions).relative_to(ROOT)} cannot be imported: "
+                    f"{type(e).__name__}: {e}") from None
 
 
 def pieces(solutions: bool = False) -> dict[str, ModuleType]:
     """The written build exercises, loaded: piece name -> module (yours, or the answers)."""
-    return {b.piece: load_module(b.path(solutions)) for b in BUILDS if written(b, solutions)}
+    return {b.piece: load(b, solutions) for b in BUILDS if written(b, solutions)}
 
 
 @contextlib.contextmanager
