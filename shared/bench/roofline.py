@@ -91,9 +91,9 @@ def run(args: argparse.Namespace) -> None:
     big_add, fresh = [p for p in points if p.name.startswith(f"add {max(sizes['add_mib'])} MiB")]
     big_mm_mfu = roofline.mfu(big_mm.cost.flops, big_mm.measured_s, big_mm.chip, dtype)
     print(f"{big_mm.name}: {big_mm_mfu:.0%} of the {dtype} peak "
-          f"{peaks} (issue target >= 80%)")
+          f"{peaks} (a well-used chip: >= 80%)")
     print(f"{big_add.name}: {big_add.achieved_bw / chip.memory_bw:.0%} of the memory bandwidth "
-          f"{peaks} (issue target >= 70%); into a new buffer {fresh.achieved_bw / chip.memory_bw:.0%}")
+          f"{peaks} (a well-used chip: >= 70%); into a new buffer {fresh.achieved_bw / chip.memory_bw:.0%}")
     out = args.out or Path("runs") / f"roofline_{platform}.png"
     roofline.plot_roofline(points, out, title=f"{chip.name}, {dtype}: measured on this machine")
     print(f"wrote {out} ({time.perf_counter() - start:.0f} s in all)")
