@@ -12,11 +12,8 @@ about its mistake; the test_* functions at the bottom are thin wrappers over the
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import functools
-import sys
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -25,6 +22,7 @@ import numpy as np
 from shared import model as core
 from shared import params as table
 from shared.config import ModelConfig
+from shared.course import imports
 
 MHA = ModelConfig(vocab_size=64, seq_len=16, d_model=32, n_layers=2, n_heads=4, d_ff=64)
 GQA = dataclasses.replace(MHA, n_kv_heads=2)  # G = 2 query heads per key/value head
@@ -37,8 +35,8 @@ F32_TOL = 1e-5
 
 # ---- the answer is not one import away ----
 
-# The course's modules an answer may not import, and why. Anything else from shared but its
-# config, and anything outside jax, numpy and the standard library, is not allowed either.
+# The course's modules an answer may not import, and why; anything but ALLOWED is not
+# allowed either.
 NOT_ALLOWED = {
     "shared.model": "this exercise writes the model, so the core's model is not allowed here",
     "shared.attention": "this exercise writes attention, so the core's attention is not allowed here",
@@ -48,42 +46,12 @@ NOT_ALLOWED = {
     "shared.train": "it runs the core's model, which this exercise writes",
     "shared.inference": "it runs the core's model, which this exercise writes",
 }
-
-
-def _why_not(name: str) -> str | None:
-    """Why module `name` may not be used by the exercise; None when it may."""
-    top = name.split(".")[0]
-    if name == "shared.config" or top in ("jax", "jaxlib", "numpy") or (
-            top in sys.stdlib_module_names and top != "shared"):
-        return None
-    for module, why in NOT_ALLOWED.items():
-        if name == module or name.startswith(module + "."):
-            return why
-    if top == "shared":
-        return "the course's own code is what this exercise writes; only shared.config is allowed"
-    return "this exercise is written with jax, jax.numpy, math and shared.config only"
+ALLOWED = ("jax", "jaxlib", "numpy", "stdlib", "shared.config")
 
 
 def check_imports(m):
     """Fails on the first module the answer's file imports (or reaches) that it may not; returns m."""
-    path = Path(m.__file__)
-    for node in ast.walk(ast.parse(path.read_text())):
-        names = []
-        if isinstance(node, ast.Import):
-            names = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = "." * node.level + (node.module or "")
-            names = [f"{base}.{a.name}" if base == "shared" else base for a in node.names]
-        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
-                and node.value.id == "shared":
-            names = [f"shared.{node.attr}"]  # `import shared.config` also reaches shared.model
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str) \
-                and node.value.startswith("shared.") and " " not in node.value:
-            names = [node.value.split(":")[0]]  # importlib.import_module("shared.model")
-        for name in names:
-            why = _why_not(name)
-            assert why is None, f"{path.name} imports {name}: {why}"
-    return m
+    return imports.check(m, ALLOWED, NOT_ALLOWED)
 
 
 # ---- inputs, and the core's answers on them ----

@@ -14,17 +14,15 @@ the check about its mistake; the test_* functions at the bottom are thin wrapper
 
 from __future__ import annotations
 
-import ast
 import functools
 import math
-import sys
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from shared import attention as core
+from shared.course import imports
 
 # The tests' blocks: 32, so that every length below is crossed by several of them.
 BLOCK = 32
@@ -43,7 +41,7 @@ TASK = "flash_attention"
 
 # ---- the answer is not one import away ----
 
-ALLOWED = ("jax", "jaxlib", "functools", "math", "shared.config", "__future__", "typing")
+ALLOWED = ("jax", "jaxlib", "functools", "math", "typing", "shared.config")
 NOT_ALLOWED = {
     "shared.attention": "this exercise writes attention, so the core's attention is not allowed here",
     "shared.backward": "it holds the core's attention with a hand-written backward, which this "
@@ -53,34 +51,9 @@ NOT_ALLOWED = {
 }
 
 
-def _imported(tree: ast.AST):
-    """Every module a file names in an import (or reaches through `shared.<name>`)."""
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            yield from (a.name for a in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = "." * node.level + (node.module or "")
-            yield from (f"{base}.{a.name}" if base == "shared" else base for a in node.names)
-        elif isinstance(node, ast.Attribute) and getattr(node.value, "id", None) == "shared":
-            yield f"shared.{node.attr}"
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str) \
-                and node.value.startswith("shared.") and " " not in node.value:
-            yield node.value.split(":")[0]  # importlib.import_module("shared.attention")
-
-
 def check_imports(m):
     """Fails on the first module the answer's file imports that it may not; returns m."""
-    path = Path(m.__file__)
-    for name in _imported(ast.parse(path.read_text())):
-        if any(name == a or name.startswith(a + ".") for a in ALLOWED):
-            continue
-        why = next((w for module, w in NOT_ALLOWED.items()
-                    if name == module or name.startswith(module + ".")), None)
-        if why is None and name.split(".")[0] in sys.stdlib_module_names:
-            why = "this exercise is written with jax, jax.numpy, functools, math and shared.config only"
-        why = why or "the course's own code is what this exercise writes; only shared.config is allowed"
-        raise AssertionError(f"{path.name} imports {name}: {why}")
-    return m
+    return imports.check(m, ALLOWED, NOT_ALLOWED)
 
 
 # ---- inputs, running the answer, and the reference on the same inputs ----

@@ -4,6 +4,9 @@ from pathlib import Path
 
 from shared.course.pytest_plugin import load_module
 
+# the check that rejects this build, and words its one-line reason must say
+REJECTED_BY = ("check_forward_gqa", "which key/value head each query head reads")
+
 _m = load_module(Path(__file__).resolve().parents[2] / "solutions/05_attention/build_flash.py")
 
 

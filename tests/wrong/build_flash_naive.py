@@ -3,6 +3,9 @@
 import jax
 import jax.numpy as jnp
 
+# the check that rejects this build, and words its one-line reason must say
+REJECTED_BY = ("check_no_scores_forward", "score matrix appears in the forward pass")
+
 
 def flash_attention(q, k, v, *, causal=True, segment_ids=None, scale=None, block_q=64, block_k=64):
     B, S, H, D = q.shape

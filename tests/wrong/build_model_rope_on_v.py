@@ -4,6 +4,9 @@ from pathlib import Path
 
 from shared.course.pytest_plugin import load_module
 
+# the check that rejects this build, and words its one-line reason must say
+REJECTED_BY = ("check_forward_relative_positions", "rotate queries and keys alike")
+
 _m = load_module(Path(__file__).resolve().parents[2] / "solutions/01_llm_from_scratch/build_model.py")
 _qkv = _m._qkv
 
