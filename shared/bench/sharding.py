@@ -78,7 +78,7 @@ def collective_rows(devices, sizes, dtype, link_bw, runs) -> list[str]:
     n = len(devices)
     mesh = sharding.make_mesh({"x": n}, devices)
     itemsize = jnp.dtype(dtype).itemsize
-    rows = [f"{'collective':20s} {'V MiB':>6s} {'measured ms':>11s} {'model ms':>9s} {'measured/model':>14s}"]
+    rows = [f"{'collective':20s} {'m MiB':>6s} {'measured ms':>11s} {'model ms':>9s} {'measured/model':>14s}"]
     for mib in sizes["collective_mib"]:
         v = mib * MiB // itemsize  # elements of V
         for kind, fn in collectives.COLLECTIVES.items():
