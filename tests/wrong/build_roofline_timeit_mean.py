@@ -1,0 +1,27 @@
+"""Wrong build (lesson 02): timeit reports the mean of the runs as their median."""
+
+import statistics
+import time
+from pathlib import Path
+
+import jax
+
+from shared.course.pytest_plugin import load_module
+
+# the check that rejects this build, and words its one-line reason must say
+REJECTED_BY = ("check_timeit_median", "moved by one slow run")
+
+_m = load_module(Path(__file__).resolve().parents[2] / "solutions/02_single_chip_performance/build_roofline.py")
+cost, roofline_point = _m.cost, _m.roofline_point
+
+
+def timeit(fn, *args, warmup=1, runs=5, min_time=0.0):
+    for _ in range(warmup):
+        jax.block_until_ready(fn(*args))
+    times = []
+    start_all = time.perf_counter()
+    while len(times) < runs or time.perf_counter() - start_all < min_time:
+        start = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        times.append(time.perf_counter() - start)
+    return _m.Timing(statistics.mean(times), min(times), max(times), len(times))
