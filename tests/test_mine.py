@@ -2,6 +2,7 @@
 build exercises plugged in train as the core does, and the command says whose pieces run."""
 
 import dataclasses
+import importlib
 import types
 
 import pytest
@@ -97,3 +98,44 @@ def test_a_broken_piece_is_one_line(monkeypatch, tmp_path, capsys):
                       "def loss_sums(p, b, c): return 1\n")
     with pytest.raises(cfg.Error, match="cannot be imported: ModuleNotFoundError"):
         mine.load(build)
+
+
+def test_plugs_put_the_core_back():
+    """Every piece swapped in by a Plug is where the core calls it inside plugged_in, and the
+    core's own function is back afterwards."""
+    answers = mine.pieces(solutions=True)
+    plugged = [(b, plug) for b in mine.BUILDS for plug in b.plugs]
+    assert plugged, "no build exercise plugs in by swapping a core function"
+
+    def current(plug):
+        module, _, path = plug.target.partition(":")
+        owner = importlib.import_module(module)
+        for part in path.split("."):
+            owner = getattr(owner, part)
+        return owner
+
+    before = {plug.target: current(plug) for _, plug in plugged}
+    with mine.plugged_in(answers, cfg.preset("tiny").model):
+        for build, plug in plugged:
+            assert current(plug) is not before[plug.target], f"{build.piece}: {plug.target} was not swapped"
+    for _, plug in plugged:
+        assert current(plug) is before[plug.target], f"{plug.target} was not put back"
+
+
+def test_the_answers_loader_feeds_the_real_job(corpus, tmp_path):
+    """Lesson 07's piece (packed rows, batch order) in place of the core's: the job reads
+    every batch through it, and since the answers draw the core's order, training and
+    validation losses are the core's exactly."""
+    mc = cfg.preset("tiny").model
+    tc = dataclasses.replace(cfg.preset("tiny").train, steps=12, eval_every=6,
+                             checkpoint_every=12, warmup_steps=2)
+    loader = mine.pieces(solutions=True)["loader"]
+    calls = []
+    counted = types.SimpleNamespace(
+        pack_rows=lambda *a: calls.append("rows") or loader.pack_rows(*a),
+        batch_indices=lambda *a: calls.append("order") or loader.batch_indices(*a))
+    core = train.train(mc, tc, tmp_path / "core", data_path=corpus, progress=False)
+    with mine.plugged_in({"loader": counted}, mc):
+        ours = train.train(mc, tc, tmp_path / "ours", data_path=corpus, progress=False)
+    assert {"rows", "order"} <= set(calls), f"the job called only {set(calls)} of the plugged loader"
+    assert ours.history == core.history, "the answers' loader changed the losses"

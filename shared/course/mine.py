@@ -6,6 +6,10 @@ the real jobs can run on it:
     python -m shared.train --mine         # train on your pieces, where you wrote them
     python -m shared.train --solutions    # the same with the reference answers
 
+Where each piece goes is the table BUILDS below: the model is the `net` the training library
+differentiates, your attention is registered under the config's attention name, and every
+other piece replaces the core functions its Plugs name while the job runs.
+
 A piece is yours once its file no longer holds the stubs (every function listed below has
 a body other than `raise NotImplementedError`); check that it is right with its tests
 first, e.g. `python -m pytest exercises/01_llm_from_scratch`.
@@ -15,15 +19,38 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Iterator
+from typing import Callable, Iterator
+
+import jax
+import numpy as np
 
 from shared import attention, model
 from shared.config import Error, ModelConfig
 from shared.course import ROOT
 from shared.course.pytest_plugin import load_module
+
+
+@dataclass(frozen=True)
+class Plug:
+    """One place a piece goes: while a job runs, the core's `target` ("module:name", or
+    "module:Class.method") is replaced by what `adapt(piece)` returns."""
+    target: str
+    adapt: Callable[[ModuleType], Callable]
+
+    def swap(self, piece: ModuleType) -> Callable[[], None]:
+        """Put the piece in; returns the function that puts the core's back."""
+        module, _, path = self.target.partition(":")
+        owner = importlib.import_module(module)
+        *outer, name = path.split(".")
+        for part in outer:
+            owner = getattr(owner, part)
+        old = vars(owner)[name] if isinstance(owner, type) else getattr(owner, name)
+        setattr(owner, name, self.adapt(piece))
+        return lambda: setattr(owner, name, old)
 
 
 @dataclass(frozen=True)
@@ -34,16 +61,32 @@ class Build:
     functions: tuple[str, ...]  # what the core calls on it
     what: str  # for the learner
     runs: str  # the command that runs a real job on it
+    plugs: tuple[Plug, ...] = ()  # where it goes (model and attention are passed, not swapped)
 
     def path(self, solutions: bool = False) -> Path:
         return ROOT / ("solutions" if solutions else "exercises") / self.lesson / f"{self.topic}.py"
 
 
+def _rows_get(piece: ModuleType) -> Callable:
+    return lambda rows, index: piece.pack_rows(rows.stream.tokens, rows.stream.starts, rows.seq_len,
+                                               np.asarray(index))
+
+
+def _loader_indices(piece: ModuleType) -> Callable:
+    return lambda loader, position: np.asarray(
+        piece.batch_indices(len(loader.rows), loader.batch_size, loader.seed, position))
+
+
+TRAIN = "python -m shared.train --mine"
 BUILDS = (
     Build("model", "01_llm_from_scratch", "build_model", ("init", "forward", "loss_sums"),
-          "the model and its loss, from einsums", "python -m shared.train --mine"),
+          "the model and its loss, from einsums", TRAIN),
     Build("attention", "05_attention", "build_flash", ("flash_attention",),
-          "flash attention, forward and backward", "python -m shared.train --mine"),
+          "flash attention, forward and backward", TRAIN),
+    Build("loader", "07_training_end_to_end", "build_loader", ("pack_rows", "batch_indices"),
+          "packed rows and a resumable batch order", TRAIN,
+          (Plug("shared.data:Rows.get", _rows_get),
+           Plug("shared.pipeline:Loader.indices", _loader_indices))),
 )
 
 
@@ -83,15 +126,24 @@ def pieces(solutions: bool = False) -> dict[str, ModuleType]:
 @contextlib.contextmanager
 def plugged_in(loaded: dict[str, ModuleType], config: ModelConfig) -> Iterator[ModuleType]:
     """Put the loaded pieces where the core calls them while the block runs: your attention
-    wherever config.attention is asked for (shared.attention.plug). Yields the model's
-    functions for the train library's `net`: yours, or shared.model."""
+    wherever config.attention is asked for (shared.attention.plug), the others at their
+    Plugs' targets. Yields the model's functions for the train library's `net`: yours, or
+    shared.model. Programs traced before or during the block are dropped at both ends, so
+    neither the core nor a later job runs a stale one."""
+    restore = [plug.swap(loaded[b.piece]) for b in BUILDS if b.piece in loaded for plug in b.plugs]
     if "attention" in loaded:
         attention.plug(config.attention, loaded["attention"].flash_attention)
+    elif restore:
+        jax.clear_caches()
     try:
         yield loaded.get("model", model)
     finally:
+        for put_back in reversed(restore):
+            put_back()
         if "attention" in loaded:
             attention.plug(config.attention, None)
+        elif restore:
+            jax.clear_caches()
 
 
 def describe(loaded: dict[str, ModuleType], solutions: bool = False) -> str:
