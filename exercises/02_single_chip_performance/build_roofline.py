@@ -16,20 +16,21 @@ Together they place one program on one chip:
 
     c = cost(f, x, y)                              # FLOPs and bytes, nothing run
     t = timeit(jax.jit(f), x, y, warmup=2)         # seconds, on this machine
-    p = roofline_point(c, CHIPS["H100"], "bfloat16", seconds=None)   # the H100's bound
+    p = roofline_point(c, CHIPS["H100"], "bfloat16", seconds=None)   # the bound it would have there
     p = roofline_point(c, hardware.detect(), "float32", seconds=t.min)  # this CPU's, and how close
 
 Words and letters used below:
 
-    F  FLOPs the program does       M  bytes it moves to and from main memory
+    F  FLOPs the program does       B  bytes it moves to and from main memory
     P  the chip's peak FLOP/s for the program's dtype
     W  the chip's memory bandwidth (bytes/s)
     a matmul [M, K] @ [K, N] does 2 * M * K * N FLOPs
 
 Imports: jax, jax.numpy, numpy, the standard library, shared.config (for Error) and
 shared.hardware (Chip and the chip table), nothing else from the course. The tests read
-this file's imports and fail on shared.roofline, shared.timing and shared.bench: this
-exercise is where you write them. Helper functions are yours to add; name them with a
+this file's imports and fail on shared.roofline, shared.timing and shared.bench (and on
+the core's timer taken from shared.hardware, which imports it): this exercise is where you
+write them. Helper functions are yours to add; name them with a
 leading underscore.
 """
 
@@ -100,7 +101,7 @@ def roofline_point(cost: Cost, chip: Chip, dtype: str, seconds: float | None = N
     decides the compute ceiling P: chip.flops(dtype). seconds: its measured time, or None.
 
     Returns Point(intensity, ridge, bound, bound_s, fraction), every field as described in
-    the class above: the intensity F / M; the ridge point of this chip for this dtype; the
+    the class above: the intensity F / B; the ridge point of this chip for this dtype; the
     bound that limits the program ("compute" at the ridge exactly, as in exercise 2.3b);
     bound_s, the least time the roofline allows it on this chip; fraction, that least time
     over `seconds` (None when seconds is None).

@@ -177,22 +177,20 @@ def check_cost_bytes(m):
 
 
 def check_cost_compiled(m):
+    says = "; XLA's cost analysis of the compiled program says"
     name = "(a @ b) + (a @ b)"
     got, want = _cost(m, name), _compiled(name)
     if got.flops != want.flops:
-        written = _as_written(name)[0]
-        how = (f", two matmuls as written; the program XLA compiled computes a @ b once"
-               if got.flops == written else f"; XLA's cost analysis of the compiled program says {want.flops:.0f}")
+        how = (", two matmuls as written; the program XLA compiled computes a @ b once"
+               if got.flops == _as_written(name)[0] else f"{says} {want.flops:.0f}")
         raise AssertionError(f"cost: {name} comes to {got.flops:.0f} FLOPs{how}")
     name = "tanh(x * 2 + 1) * 3"
     got, want = _cost(m, name), _compiled(name)
     if got.bytes != want.bytes:
-        written = _as_written(name)[1]
         how = (", four passes over memory as written; the compiled program fuses them into one"
-               if got.bytes == written else f"; XLA's cost analysis of the compiled program says {want.bytes:.0f}")
+               if got.bytes == _as_written(name)[1] else f"{says} {want.bytes:.0f}")
         raise AssertionError(f"cost: {name} moves {got.bytes:.0f} bytes by your count{how}")
-    assert got.flops == want.flops, (f"cost: {name} comes to {got.flops:.0f} FLOPs; XLA's cost analysis "
-                                     f"of the compiled program says {want.flops:.0f}")
+    assert got.flops == want.flops, f"cost: {name} comes to {got.flops:.0f} FLOPs{says} {want.flops:.0f}"
 
 
 def check_cost_any_program(m):
@@ -285,8 +283,8 @@ def check_timeit_min_time(m):
     fn = _Counted()
     t = _timing(_call("timeit", "runs=1, min_time=0.3", m.timeit, fn, warmup=1, runs=1, min_time=0.3),
                 "runs=1, min_time=0.3")
-    assert t.runs >= 2, (f"timeit: runs=1, min_time=0.3 with runs of {WORK_S} s stopped after {t.runs} run: "
-                         "keep timing runs until both `runs` runs and `min_time` seconds are done")
+    assert t.runs >= 2, (f"timeit: runs=1, min_time=0.3 with runs of {WORK_S} s stopped after {t.runs} "
+                         "run: keep timing runs until both `runs` runs and `min_time` seconds are done")
     assert len(fn.calls) == 1 + t.runs, (f"timeit: runs=1, min_time=0.3: called fn {len(fn.calls)} times "
                                           f"for 1 warm-up and {t.runs} timed runs")
 
@@ -362,19 +360,27 @@ def check_roofline_point_dtype(m):
         assert _close(got.ridge, 10.0) and got.bound == "compute", (
             f"roofline_point: {what}: ridge {got.ridge:g} FLOP/B and bound {got.bound!r}; the course's "
             "roofline says 10 FLOP/B, compute-bound")
-    h100 = CHIPS["H100"]  # its datasheet gives no float32 peak
-    try:
-        got = m.roofline_point(cost, h100, "float32")
-    except Error:
-        return
-    except NotImplementedError:
-        raise
-    except Exception as e:  # noqa: BLE001
-        raise AssertionError(f"roofline_point: float32 on {h100.name}, which has no float32 peak, raised "
-                             f"{type(e).__name__}; raise shared.config.Error naming what is missing") from None
-    raise AssertionError(f"roofline_point: float32 on {h100.name}, which has no float32 peak in "
-                         f"shared.hardware, returned ridge {got.ridge:g}: that is another dtype's peak; "
-                         "raise shared.config.Error instead")
+
+
+def check_roofline_point_missing(m):
+    cost = _Cost(2e10, 1e9)
+    h100 = CHIPS["H100"]
+    for chip, dtype, lacks in ((h100, "float32", "float32 peak"),  # its datasheet gives none
+                               (Chip("a chip of unknown bandwidth", {"float32": 1e12}, None), "float32",
+                                "memory bandwidth")):
+        try:
+            got = m.roofline_point(cost, chip, dtype)
+        except Error:
+            continue
+        except NotImplementedError:
+            raise
+        except Exception as e:  # noqa: BLE001
+            raise AssertionError(f"roofline_point: {dtype} on {chip.name}, which has no {lacks} in "
+                                 f"shared.hardware, raised {type(e).__name__}; raise shared.config.Error "
+                                 "naming what is missing") from None
+        raise AssertionError(f"roofline_point: {dtype} on {chip.name}, which has no {lacks} in "
+                             f"shared.hardware, returned a point (ridge {got.ridge}); raise "
+                             "shared.config.Error instead")
 
 
 def check_roofline_point_bound_s(m):
@@ -387,8 +393,8 @@ def check_roofline_point_bound_s(m):
             continue
         hint = (": the two times are not added, the chip moves data while it computes"
                 if _close(got.bound_s, compute_s + memory_s) else "")
-        raise AssertionError(f"roofline_point: {what}: bound_s {got.bound_s:g} s for {compute_s:g} s of work "
-                             f"at the peak and {memory_s:g} s of traffic at the bandwidth{hint}")
+        raise AssertionError(f"roofline_point: {what}: bound_s {got.bound_s:g} s for {compute_s:g} s of "
+                             f"work at the peak and {memory_s:g} s of traffic at the bandwidth{hint}")
 
 
 def check_roofline_point_fraction(m):
@@ -447,6 +453,10 @@ def test_roofline_point_bound(answers):
 
 def test_roofline_point_dtype(answers):
     check_roofline_point_dtype(check_imports(answers))
+
+
+def test_roofline_point_missing(answers):
+    check_roofline_point_missing(check_imports(answers))
 
 
 def test_roofline_point_bound_s(answers):

@@ -92,7 +92,7 @@ def roofline_point(cost: Cost, chip: Chip, dtype: str, seconds: float | None = N
     decides the compute ceiling P: chip.flops(dtype). seconds: its measured time, or None.
 
     Returns Point(intensity, ridge, bound, bound_s, fraction), every field as described in
-    the class above: the intensity F / M; the ridge point of this chip for this dtype; the
+    the class above: the intensity F / B; the ridge point of this chip for this dtype; the
     bound that limits the program ("compute" at the ridge exactly, as in exercise 2.3b);
     bound_s, the least time the roofline allows it on this chip; fraction, that least time
     over `seconds` (None when seconds is None).

@@ -1,4 +1,5 @@
-"""Wrong build (lesson 02): roofline_point takes the bfloat16 peak as the compute ceiling, whatever the dtype."""
+"""Wrong build (lesson 02): roofline_point takes the bfloat16 peak as the compute ceiling, whatever
+the dtype."""
 
 from pathlib import Path
 
@@ -7,7 +8,8 @@ from shared.course.pytest_plugin import load_module
 # the check that rejects this build, and words its one-line reason must say
 REJECTED_BY = ("check_roofline_point_dtype", "comes from the bfloat16 peak")
 
-_m = load_module(Path(__file__).resolve().parents[2] / "solutions/02_single_chip_performance/build_roofline.py")
+_SOLUTION = Path(__file__).resolve().parents[2] / "solutions/02_single_chip_performance/build_roofline.py"
+_m = load_module(_SOLUTION)
 cost, timeit = _m.cost, _m.timeit
 
 

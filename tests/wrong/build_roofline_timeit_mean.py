@@ -11,7 +11,8 @@ from shared.course.pytest_plugin import load_module
 # the check that rejects this build, and words its one-line reason must say
 REJECTED_BY = ("check_timeit_median", "moved by one slow run")
 
-_m = load_module(Path(__file__).resolve().parents[2] / "solutions/02_single_chip_performance/build_roofline.py")
+_SOLUTION = Path(__file__).resolve().parents[2] / "solutions/02_single_chip_performance/build_roofline.py"
+_m = load_module(_SOLUTION)
 cost, roofline_point = _m.cost, _m.roofline_point
 
 
