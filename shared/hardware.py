@@ -88,8 +88,8 @@ def lookup(device_kind: str) -> Chip | None:
 def _matmul_peak(dtype, n: int = 2048) -> float:
     """Best FLOP/s of an n^3 matmul with float32 (int32 for int8) accumulation.
 
-    The best over half a second of runs, not five: a peak measured while the shared host
-    was briefly busy comes out low, and every MFU divided by it comes out high.
+    The best over half a second of runs, not five: a peak measured while other programs
+    briefly use the cores comes out low, and every MFU divided by it comes out high.
     """
     acc = jnp.int32 if jnp.dtype(dtype) == jnp.int8 else jnp.float32
     a = jnp.ones((n, n), dtype)
