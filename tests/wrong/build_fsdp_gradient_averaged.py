@@ -1,4 +1,4 @@
-"""Wrong build (lesson 04): the reduce-scattered gradient is divided by N, as if averaged over devices."""
+"""Wrong build (lesson 04): the reduce-scattered gradient is divided by n, as if averaged over devices."""
 
 from pathlib import Path
 
@@ -7,7 +7,7 @@ import jax
 from shared.course.pytest_plugin import load_module
 
 # the check that rejects this build, and words its one-line reason must say
-REJECTED_BY = ("check_fsdp_matmul_gradients", "1/N")
+REJECTED_BY = ("check_fsdp_matmul_gradients", "1/n = 1/8")
 
 _m = load_module(Path(__file__).resolve().parents[2] / "solutions/04_sharding_strategies/build_fsdp.py")
 

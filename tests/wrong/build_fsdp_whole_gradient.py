@@ -7,7 +7,7 @@ import jax
 from shared.course.pytest_plugin import load_module
 
 # the check that rejects this build, and words its one-line reason must say
-REJECTED_BY = ("check_fsdp_matmul_gradients", "w_shard's gradient [E/N, F]")
+REJECTED_BY = ("check_fsdp_matmul_gradients", "w_shard's gradient [E/n, F]")
 
 _m = load_module(Path(__file__).resolve().parents[2] / "solutions/04_sharding_strategies/build_fsdp.py")
 
