@@ -242,7 +242,7 @@ def _compiled_tp(m, part: str) -> list:
     whole = NamedSharding(mesh, P())
     x = jax.device_put(jax.random.normal(jax.random.key(1), (B, S, E)), whole)
     positions = jnp.broadcast_to(jnp.arange(S), (B, S))
-    if part == "mlp":
+    if part == "MLP":
         f = lambda x, p: model.mlp(x, p["w_up"][0], p["w_down"][0])  # noqa: E731
     else:
         f = lambda x, p: model.attention_block(  # noqa: E731
@@ -250,7 +250,7 @@ def _compiled_tp(m, part: str) -> list:
     return collectives.compiled_collectives(jax.jit(f, out_shardings=whole), x, blocks)
 
 
-def _check_one_all_reduce(m, part: str, weights: str):
+def _check_one_all_reduce(m, part: str, meet: str):
     found = _compiled_tp(m, part)
     want = B * S * E * 4
     if [(c.kind, c.result_bytes, c.count) for c in found] == [("all-reduce", want, 1)]:
@@ -258,17 +258,17 @@ def _check_one_all_reduce(m, part: str, weights: str):
     kinds = sorted({c.kind for c in found} - {"all-reduce"})
     extra = f" (extra collectives: {', '.join(kinds)})" if kinds else ""
     raise AssertionError(
-        f"param_specs: tp: the compiled {part} runs {collectives.summarize(found)}; want one all-reduce of "
-        f"its [B, S, E] output and nothing else{extra}: split {weights} so that each device's part of "
-        f"the {part} meets its own part of the next weight, and no weight or activation moves")
+        f"param_specs: tp: the compiled {part} runs {collectives.summarize(found)}; want one all-reduce "
+        f"of its [B, S, E] output and nothing else{extra}: {meet}, so that no weight or activation moves")
 
 
 def check_param_specs_tp_mlp(m):
-    _check_one_all_reduce(m, "mlp", "w_up and w_down")
+    _check_one_all_reduce(m, "MLP", "each device's slice of the hidden layer must meet the matching "
+                                    "slice of w_down")
 
 
 def check_param_specs_tp_attention(m):
-    _check_one_all_reduce(m, "attention", "wq, wk, wv and wo")
+    _check_one_all_reduce(m, "attention", "each device's heads must meet the matching slice of wo")
 
 
 # ---- activation_spec (exercise 3.7) ----
