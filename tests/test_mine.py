@@ -139,3 +139,24 @@ def test_the_answers_loader_feeds_the_real_job(corpus, tmp_path):
         ours = train.train(mc, tc, tmp_path / "ours", data_path=corpus, progress=False)
     assert {"rows", "order"} <= set(calls), f"the job called only {set(calls)} of the plugged loader"
     assert ours.history == core.history, "the answers' loader changed the losses"
+
+
+def test_the_answers_roofline_draws_the_benchmarks_points():
+    """Lesson 02's piece in the roofline benchmark's analysis: the answers' cost, timing and
+    verdict are the ones the benchmark reads, and on the same program they agree with the core's."""
+    import jax.numpy as jnp
+
+    from shared import roofline
+
+    a = jnp.ones((128, 128), jnp.float32)
+    core = roofline.analyze(jnp.matmul, a, a, runs=3)
+    called = []
+    answers = mine.pieces(solutions=True)["roofline"]
+    watched = types.SimpleNamespace(**{name: (lambda f: lambda *x, **k: called.append(f.__name__) or f(*x, **k))(
+        getattr(answers, name)) for name in ("cost", "timeit", "roofline_point")})
+    with mine.plugged_in({"roofline": watched}):
+        ours = roofline.analyze(jnp.matmul, a, a, runs=3)
+        verdict = (ours.intensity, ours.ridge, ours.bound, ours.bound_s)
+    assert set(called) == {"cost", "timeit", "roofline_point"}, f"the benchmark called only {set(called)}"
+    assert ours.cost == core.cost
+    assert verdict == (core.intensity, core.ridge, core.bound, core.bound_s)

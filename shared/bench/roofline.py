@@ -10,9 +10,11 @@ import jax
 import jax.numpy as jnp
 
 from shared import hardware, roofline
+from shared.course import mine
 
 HELP = "matmul and elementwise sweep: FLOPs, bytes, intensity, bound, time, fraction of bound; writes a roofline PNG"
 
+COMMAND = "python -m shared.bench roofline"  # its pieces: shared.course.mine.BUILDS
 MiB = 2**20
 # Sizes per platform: the CPU's are sized for a laptop; an accelerator's fill the chip.
 SIZES = {
@@ -28,6 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=None,
                         help="roofline PNG to write (default: runs/roofline_<platform>.png)")
     parser.add_argument("--runs", type=int, default=5, help="timed runs per point (best one counts)")
+    mine.add_switch(parser)
 
 
 def matmul(a: jax.Array, b: jax.Array) -> jax.Array:
@@ -83,17 +86,21 @@ def run(args: argparse.Namespace) -> None:
     chip = hardware.detect()
     print(hardware.describe(chip))
     sizes = SIZES["cpu" if on_cpu else "accelerator"]
-    points = sweep(dtype, sizes, args.runs)
-    print(roofline.format_table(points))
+    pieces = mine.chosen(args, COMMAND)
+    if args.mine or args.solutions:
+        print("your pieces: " + mine.describe(pieces, args.solutions, COMMAND))
+    with mine.plugged_in(pieces):  # the table and the plot read your verdict too
+        points = sweep(dtype, sizes, args.runs)
+        print(roofline.format_table(points))
 
-    peaks = "calibrated in this run" if chip.measured else "datasheet"
-    big_mm = max((p for p in points if p.name.startswith("matmul")), key=lambda p: p.cost.flops)
-    big_add, fresh = [p for p in points if p.name.startswith(f"add {max(sizes['add_mib'])} MiB")]
-    big_mm_mfu = roofline.mfu(big_mm.cost.flops, big_mm.measured_s, big_mm.chip, dtype)
-    print(f"{big_mm.name}: {big_mm_mfu:.0%} of the {dtype} peak "
-          f"{peaks} (a well-used chip: >= 80%)")
-    print(f"{big_add.name}: {big_add.achieved_bw / chip.memory_bw:.0%} of the memory bandwidth "
-          f"{peaks} (a well-used chip: >= 70%); into a new buffer {fresh.achieved_bw / chip.memory_bw:.0%}")
-    out = args.out or Path("runs") / f"roofline_{platform}.png"
-    roofline.plot_roofline(points, out, title=f"{chip.name}, {dtype}: measured on this machine")
-    print(f"wrote {out} ({time.perf_counter() - start:.0f} s in all)")
+        peaks = "calibrated in this run" if chip.measured else "datasheet"
+        big_mm = max((p for p in points if p.name.startswith("matmul")), key=lambda p: p.cost.flops)
+        big_add, fresh = [p for p in points if p.name.startswith(f"add {max(sizes['add_mib'])} MiB")]
+        big_mm_mfu = roofline.mfu(big_mm.cost.flops, big_mm.measured_s, big_mm.chip, dtype)
+        print(f"{big_mm.name}: {big_mm_mfu:.0%} of the {dtype} peak "
+              f"{peaks} (a well-used chip: >= 80%)")
+        print(f"{big_add.name}: {big_add.achieved_bw / chip.memory_bw:.0%} of the memory bandwidth "
+              f"{peaks} (a well-used chip: >= 70%); into a new buffer {fresh.achieved_bw / chip.memory_bw:.0%}")
+        out = args.out or Path("runs") / f"roofline_{platform}.png"
+        roofline.plot_roofline(points, out, title=f"{chip.name}, {dtype}: measured on this machine")
+        print(f"wrote {out} ({time.perf_counter() - start:.0f} s in all)")

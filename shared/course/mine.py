@@ -17,6 +17,7 @@ first, e.g. `python -m pytest exercises/01_llm_from_scratch`.
 
 from __future__ import annotations
 
+import argparse
 import ast
 import contextlib
 import importlib
@@ -28,7 +29,7 @@ from typing import Callable, Iterator
 import jax
 import numpy as np
 
-from shared import attention, model
+from shared import attention, model, roofline, timing
 from shared.config import Error, ModelConfig
 from shared.course import ROOT
 from shared.course.pytest_plugin import load_module
@@ -77,6 +78,23 @@ def _loader_indices(piece: ModuleType) -> Callable:
         piece.batch_indices(len(loader.rows), loader.batch_size, loader.seed, position))
 
 
+def _cost(piece: ModuleType) -> Callable:
+    def cost(fn, *args):
+        c = piece.cost(fn, *args)
+        return roofline.Cost(c.flops, c.bytes)
+    return cost
+
+
+def _timeit(piece: ModuleType) -> Callable:
+    return lambda fn, *args, **kw: timing.Timing(*piece.timeit(fn, *args, **kw))
+
+
+def _verdict(field: str) -> Callable[[ModuleType], property]:
+    """A property of roofline.Analysis answered by your roofline_point."""
+    return lambda piece: property(lambda a: getattr(
+        piece.roofline_point(a.cost, a.chip, a.dtype, a.measured_s), field))
+
+
 TRAIN = "python -m shared.train --mine"
 BUILDS = (
     Build("model", "01_llm_from_scratch", "build_model", ("init", "forward", "loss_sums"),
@@ -87,6 +105,12 @@ BUILDS = (
           "packed rows and a resumable batch order", TRAIN,
           (Plug("shared.data:Rows.get", _rows_get),
            Plug("shared.pipeline:Loader.indices", _loader_indices))),
+    Build("roofline", "02_single_chip_performance", "build_roofline",
+          ("cost", "timeit", "roofline_point"), "a roofline point: compiled cost, timing, verdict",
+          "python -m shared.bench roofline --mine",
+          (Plug("shared.roofline:cost", _cost), Plug("shared.roofline:timeit", _timeit),
+           *(Plug(f"shared.roofline:Analysis.{f}", _verdict(f))
+             for f in ("intensity", "ridge", "bound", "bound_s", "fraction")))),
 )
 
 
@@ -118,13 +142,32 @@ def load(build: Build, solutions: bool = False) -> ModuleType:
                     f"{type(e).__name__}: {e}") from None
 
 
-def pieces(solutions: bool = False) -> dict[str, ModuleType]:
-    """The written build exercises, loaded: piece name -> module (yours, or the answers)."""
-    return {b.piece: load(b, solutions) for b in BUILDS if written(b, solutions)}
+def pieces(solutions: bool = False, command: str | None = None) -> dict[str, ModuleType]:
+    """The written build exercises, loaded: piece name -> module (yours, or the answers);
+    with `command` (e.g. "python -m shared.train"), only the pieces that command runs."""
+    return {b.piece: load(b, solutions) for b in _for(command) if written(b, solutions)}
+
+
+def _for(command: str | None) -> list[Build]:
+    return [b for b in BUILDS if command is None or b.runs.removesuffix(" --mine") == command]
+
+
+def add_switch(parser: argparse.ArgumentParser) -> None:
+    """--mine and --solutions, for every command that can run on the learner's pieces."""
+    yours = parser.add_mutually_exclusive_group()
+    yours.add_argument("--mine", action="store_true",
+                       help="run on the pieces you wrote in the build exercises (shared.course.mine)")
+    yours.add_argument("--solutions", action="store_true",
+                       help="run on the build exercises' reference answers")
+
+
+def chosen(args: argparse.Namespace, command: str) -> dict[str, ModuleType]:
+    """The pieces add_switch's flags ask `command` to run on (none without a flag)."""
+    return pieces(args.solutions, command) if args.mine or args.solutions else {}
 
 
 @contextlib.contextmanager
-def plugged_in(loaded: dict[str, ModuleType], config: ModelConfig) -> Iterator[ModuleType]:
+def plugged_in(loaded: dict[str, ModuleType], config: ModelConfig | None = None) -> Iterator[ModuleType]:
     """Put the loaded pieces where the core calls them while the block runs: your attention
     wherever config.attention is asked for (shared.attention.plug), the others at their
     Plugs' targets. Yields the model's functions for the train library's `net`: yours, or
@@ -146,12 +189,13 @@ def plugged_in(loaded: dict[str, ModuleType], config: ModelConfig) -> Iterator[M
             jax.clear_caches()
 
 
-def describe(loaded: dict[str, ModuleType], solutions: bool = False) -> str:
-    """One line saying whose each piece is, for the start of a job."""
+def describe(loaded: dict[str, ModuleType], solutions: bool = False,
+             command: str | None = None) -> str:
+    """One line saying whose each piece `command` runs is, for the start of a job."""
     whose = "the reference answers'" if solutions else "yours"
     parts = [f"{b.piece}: {whose} ({b.path(solutions).relative_to(ROOT)})" if b.piece in loaded
              else f"{b.piece}: the core's (exercises/{b.lesson}/{b.topic}.py is not written yet)"
-             for b in BUILDS]
+             for b in _for(command)]
     if {"model", "attention"} <= loaded.keys():
         parts.append("the attention piece is not used: the model piece computes its own attention")
     return "; ".join(parts)

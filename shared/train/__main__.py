@@ -30,6 +30,7 @@ TRAIN_FLAGS = ("steps", "seed", "batch_size", "grad_accum")  # ... and the train
 SAFE_ON_RESUME = ("steps", "keep_checkpoints")  # may change when a run is resumed
 SAFE_MODEL_ON_RESUME = ("remat", "mlp")  # what the backward pass keeps: the same maths
 SAMPLE = dict(temperature=0.8, top_k=40)  # the end-of-run sample's settings
+COMMAND = "python -m shared.train"  # its pieces: shared.course.mine.BUILDS
 
 
 def resolve_config(args) -> tuple[cfg.ModelConfig, cfg.TrainConfig, str | None]:
@@ -104,11 +105,7 @@ def parser() -> argparse.ArgumentParser:
                    help="split the work over all devices (default: one device)")
     p.add_argument("--model-axis", type=int, help="devices on the model axis for fsdp_tp (default 2)")
     p.add_argument("--devices", type=int, help="simulate this many CPU devices (CPU only)")
-    yours = p.add_mutually_exclusive_group()
-    yours.add_argument("--mine", action="store_true",
-                       help="run on the pieces you wrote in the build exercises (shared.course.mine)")
-    yours.add_argument("--solutions", action="store_true",
-                       help="run on the build exercises' reference answers")
+    mine.add_switch(p)
     devices.add_distributed_arguments(p)
     return p
 
@@ -121,10 +118,10 @@ def main(argv: list[str] | None = None) -> int:
         mc, tc, data_path = resolve_config(args)
         run_dir = Path(args.out) / args.name
         main_process = jax.process_index() == 0
-        pieces = mine.pieces(args.solutions) if args.mine or args.solutions else {}
+        pieces = mine.chosen(args, COMMAND)
         if main_process:
             if args.mine or args.solutions:
-                print("your model: " + mine.describe(pieces, args.solutions))
+                print("your model: " + mine.describe(pieces, args.solutions, COMMAND))
             print(f"{hardware.describe(hardware.detect())}")
             where = (f"{placement.strategy} on mesh {dict(placement.mesh.shape)}"
                      if placement.mesh is not None else f"one {jax.devices()[0].platform} device")
