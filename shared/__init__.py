@@ -18,6 +18,7 @@ so data flows one way, text -> tokens -> batches -> step -> checkpoint -> engine
                                generate
     floor 3  commands          train.__main__   generate.__main__   devices.__main__
                                bench (every benchmark)   course (check, the pytest plugin)
+                               figures (every lesson's pictures)
 """
 
 FLOORS = {
@@ -27,5 +28,6 @@ FLOORS = {
         "aot", "host_memory", "devices"),
     2: ("train", "pipeline", "checkpoint", "inference", "paged", "engine", "serving_tp",
         "generate"),
-    3: ("train.__main__", "generate.__main__", "devices.__main__", "bench", "course", "check"),
+    3: ("train.__main__", "generate.__main__", "devices.__main__", "bench", "course", "check",
+        "figures"),
 }
