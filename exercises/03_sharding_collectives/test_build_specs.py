@@ -115,6 +115,16 @@ def _specs(m, strategy: str) -> dict[str, P]:
     return flat
 
 
+def _fitting_specs(m, strategy: str) -> dict[str, P]:
+    """_specs, with a one-line failure for a spec that cannot split its weight (before placing it)."""
+    specs = _specs(m, strategy)
+    for name, spec in specs.items():
+        if _problem(spec, WEIGHTS[name][1], _mesh(strategy)):
+            raise AssertionError(f"param_specs: {strategy}: {name} gets {_show(spec)}, which does not fit "
+                                 "it (test_param_specs_valid says why)")
+    return specs
+
+
 def _problem(spec: P, shape: tuple[int, ...], mesh) -> str | None:
     """Why `spec` cannot split an array of `shape` on `mesh`, or None."""
     if len(spec) > len(shape):
@@ -184,34 +194,27 @@ def check_param_specs_match_core(m):
     for strategy in STRATEGIES:
         mesh = _mesh(strategy)
         want = sharding.param_specs(_params(), strategy)
-        for name, spec in _specs(m, strategy).items():
+        for name, spec in _fitting_specs(m, strategy).items():
             letters, shape = WEIGHTS[name]
             ref = want[name] if "/" not in name else want["blocks"][name.split("/")[1]]
-            if _problem(spec, shape, mesh):
-                raise AssertionError(f"param_specs: {strategy}: {name} gets {_show(spec)}, which does not "
-                                     "fit it (test_param_specs_valid says why)")
             same = NamedSharding(mesh, spec).is_equivalent_to(NamedSharding(mesh, ref), len(shape))
             assert same, (f"param_specs: {strategy}: {name} [{', '.join(letters)}] gets {_show(spec)}, which "
                           f"splits {_differs(spec, ref, letters, mesh)} otherwise than the course does under "
                           f"{strategy} (the module docstring says what {strategy} splits)")
 
 
-def _shard_shape(spec: P, shape, mesh) -> tuple[int, ...]:
-    return NamedSharding(mesh, spec).shard_shape(shape)
-
-
 def check_param_specs_dp(m):
     mesh = _mesh("dp")
-    for name, spec in _specs(m, "dp").items():
+    for name, spec in _fitting_specs(m, "dp").items():
         shape = WEIGHTS[name][1]
-        held = _shard_shape(spec, shape, mesh)
+        held = NamedSharding(mesh, spec).shard_shape(shape)
         assert held == shape, (f"param_specs: dp: each device holds {held} of {name} {shape}: with data "
                                "parallelism every weight is replicated, whole on every device")
 
 
 def _placed_bytes(m, strategy: str) -> dict[str, tuple[int, int]]:
     """name -> (bytes on device 0, bytes of the whole weight), from the placed arrays' shards."""
-    mesh, specs = _mesh(strategy), _specs(m, strategy)
+    mesh, specs = _mesh(strategy), _fitting_specs(m, strategy)
     out = {}
     for path, x in jax.tree_util.tree_flatten_with_path(_params())[0]:
         name = "/".join(k.key for k in path)
@@ -221,7 +224,7 @@ def _placed_bytes(m, strategy: str) -> dict[str, tuple[int, int]]:
 
 
 def check_param_specs_fsdp_memory(m):
-    for strategy in ("fsdp", "fsdp_tp"):
+    for strategy, axes in (("fsdp", "data"), ("fsdp_tp", "data and model")):
         n = _mesh(strategy).size
         held = _placed_bytes(m, strategy)
         mine, whole = (sum(b[i] for b in held.values()) for i in (0, 1))
@@ -230,13 +233,13 @@ def check_param_specs_fsdp_memory(m):
             assert device * n == total, (
                 f"param_specs: {strategy}: each device keeps {device} of the {total} bytes of {name} "
                 f"(parameters: {mine} of {whole} bytes per device), want 1/{n}: every weight matrix is "
-                f"split over data (memory not reduced)")
+                f"split over {axes} (memory not reduced)")
 
 
 def _compiled_tp(m, part: str) -> list:
     """The collectives of one layer's MLP or attention, compiled on the tp mesh with the answer's
     weight specs; the input and output [B, S, E] whole on every device (TP's residual stream)."""
-    mesh, specs = _mesh("tp"), _specs(m, "tp")
+    mesh, specs = _mesh("tp"), _fitting_specs(m, "tp")
     blocks = {k: jax.device_put(w, NamedSharding(mesh, specs[f"blocks/{k}"]))
               for k, w in _params()["blocks"].items()}
     whole = NamedSharding(mesh, P())
@@ -286,7 +289,8 @@ def check_activation_spec_valid(m):
         for logical, shape in ACTIVATIONS.items():
             spec = _activation(m, logical, strategy)
             why = _problem(spec, shape, mesh)
-            assert why is None, f"activation_spec: {strategy}: {logical} {shape} gets {_show(spec)}, which {why}"
+            assert why is None, \
+                f"activation_spec: {strategy}: {logical} {shape} gets {_show(spec)}, which {why}"
     try:
         m.activation_spec(("batch", "sequence"), "zero3")
     except ValueError:
@@ -303,8 +307,10 @@ def check_activation_spec_matches_core(m):
                 raise AssertionError(f"activation_spec: {strategy}: {logical} gets {_show(spec)}, which does "
                                      "not fit it (test_activation_spec_valid says why)")
             if not NamedSharding(mesh, spec).is_equivalent_to(NamedSharding(mesh, ref), len(shape)):
-                raise AssertionError(f"activation_spec: {strategy}: {logical} gets {_show(spec)}, which splits "
-                                     f"{_differs(spec, ref, logical, mesh)} otherwise than the course does under {strategy}")
+                raise AssertionError(f"activation_spec: {strategy}: {logical} gets {_show(spec)}, which "
+                                     f"splits {_differs(spec, ref, logical, mesh)} otherwise than the "
+                                     f"course does under {strategy} (the module docstring says what "
+                                     f"{strategy} splits)")
 
 
 def check_activation_spec_batch(m):
@@ -317,8 +323,8 @@ def check_activation_spec_batch(m):
         want = B // mesh.shape[sharding.DATA]
         why = ("tensor parallelism does not split the batch: every device reads every row"
                if strategy == "tp" else "the batch is split over data: each device reads its own rows")
-        assert rows == want, (f"activation_spec: {strategy}: each device holds {rows} of the batch's {B} rows, "
-                              f"want {want}: {why}")
+        assert rows == want, (f"activation_spec: {strategy}: each device holds {rows} of the batch's "
+                              f"{B} rows, want {want}: {why}")
         assert cols == S, (f"activation_spec: {strategy}: each device holds {cols} of the {S} positions of a "
                            "row: the sequence is not split")
 
