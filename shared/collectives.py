@@ -12,18 +12,18 @@ output what it holds after. For N devices and blocks of size k:
                                                     where it becomes block i
     ppermute        [N, ...]     -> [N, ...]        device i's row moves to device i+1 (a ring)
 
-Cost model: a ring of N devices, each sending over one link of `link_bw` bytes/s
-at a time. V is the largest per-device buffer involved: the gathered array of an
+Cost model: a ring of n devices, each sending over one link of `link_bw` bytes/s
+at a time. m is the largest per-device buffer involved: the gathered array of an
 all-gather, the unreduced input of a reduce-scatter, the array being summed by an
 all-reduce, each device's buffer for all-to-all and ppermute. Bytes each device sends:
 
-    all-gather      V (N-1)/N      N-1 steps, each passing on one block of V/N
-    reduce-scatter  V (N-1)/N      the same steps, adding instead of copying
-    all-reduce      2 V (N-1)/N    a reduce-scatter, then an all-gather
-    all-to-all      V (N-1)/N      each device keeps one block of N and sends the rest
+    all-gather      m (n-1)/n      n-1 steps, each passing on one block of m/n
+    reduce-scatter  m (n-1)/n      the same steps, adding instead of copying
+    all-reduce      2 m (n-1)/n    a reduce-scatter, then an all-gather
+    all-to-all      m (n-1)/n      each device keeps one block of n and sends the rest
                                    (one link each way on a switch; on a ring, farther
                                    blocks cross several links and it costs more)
-    ppermute        V              each device sends its whole buffer one hop
+    ppermute        m              each device sends its whole buffer one hop
 
 Time = bytes sent / link_bw. A bidirectional ring or a torus with several links
 per chip divides it by the number of links used at once.
@@ -116,7 +116,7 @@ def collective_matmul(x: jax.Array, w: jax.Array, mesh: Mesh, axis: str) -> jax.
 # ---- the ring cost model ----
 
 def bytes_sent_per_device(kind: str, nbytes: float, n: int) -> float:
-    """Bytes each of n devices sends in a ring collective over V = nbytes (see module doc)."""
+    """Bytes each of n devices sends in a ring collective over m = nbytes (see module doc)."""
     if kind not in KINDS:
         raise Error(f"unknown collective {kind!r}; valid: {', '.join(KINDS)}")
     if n <= 1:
@@ -155,7 +155,7 @@ class Collective:
 
     @property
     def nbytes(self) -> int:
-        """V of the cost model: a reduce-scatter's result is 1/group of its input."""
+        """m of the cost model: a reduce-scatter's result is 1/group of its input."""
         return self.result_bytes * (self.group if self.kind == "reduce-scatter" else 1)
 
     @property

@@ -160,3 +160,27 @@ def test_the_answers_roofline_draws_the_benchmarks_points():
     assert set(called) == {"cost", "timeit", "roofline_point"}, f"the benchmark called only {set(called)}"
     assert ours.cost == core.cost
     assert verdict == (core.intensity, core.ridge, core.bound, core.bound_s)
+
+
+def test_the_answers_fsdp_is_the_benchmarks_fsdp_row():
+    """Lesson 04's piece stands in for the FSDP strategy of the sharding benchmark's stack of
+    layers (and only for it): same values, and the gathers the ring model predicts."""
+    import jax
+    import numpy as np
+
+    from shared import collectives, devices, sharding
+
+    devices.simulate_cpu_devices(8)
+    if jax.device_count() < 8:
+        pytest.skip("needs 8 simulated devices (set before the first JAX operation)")
+    mesh = sharding.stack_mesh("fsdp", jax.devices())
+    x, ws = sharding.stack_init(jax.random.key(0), 64, 32, 2, "fsdp", mesh, "float32")
+    core = np.asarray(sharding.stack_forward(x, ws, "fsdp", mesh))
+    with mine.plugged_in({"fsdp": mine.pieces(solutions=True)["fsdp"]}):
+        f = jax.jit(lambda x, ws: sharding.stack_forward(x, ws, "fsdp", mesh))
+        ours = np.asarray(f(x, ws))
+        found = collectives.compiled_collectives(f, x, ws)
+    np.testing.assert_allclose(ours, core, rtol=1e-5, atol=1e-6)
+    predicted = sharding.stack_prediction("fsdp", 64, 32, 2, mesh, "float32")
+    assert sum(c.bytes_sent for c in found) == sum(c.bytes_sent for c in predicted), \
+        f"the plugged FSDP row sends {collectives.summarize(found)}, predicted {collectives.summarize(predicted)}"

@@ -11,12 +11,14 @@ import jax.numpy as jnp
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from shared import collectives, hardware, sharding
+from shared.course import mine
 from shared.devices import simulate_cpu_devices
 from shared.timing import timeit
 
 HELP = ("sharding strategies (step time, bytes per device from the HLO vs the model) and "
         "collectives (time vs the ring model) on the available devices")
 
+COMMAND = "python -m shared.bench sharding"  # its pieces: shared.course.mine.BUILDS
 MiB = 2**20
 # The CPU sizes run in seconds on 2 cores; B > E so FSDP's weight gathers are the cheap choice.
 SIZES = {"cpu": dict(B=2048, E=512, L=4, collective_mib=[1, 16]),
@@ -27,6 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--devices", type=int, default=8, help="simulated CPU devices (CPU only)")
     parser.add_argument("--model", type=int, default=2, help="model-axis size for fsdp_tp")
     parser.add_argument("--runs", type=int, default=5, help="timed runs per row (the median is shown)")
+    mine.add_switch(parser)
 
 
 def link_bandwidth(chip: hardware.Chip, n: int) -> tuple[float, str]:
@@ -80,9 +83,9 @@ def collective_rows(devices, sizes, dtype, link_bw, runs) -> list[str]:
     itemsize = jnp.dtype(dtype).itemsize
     rows = [f"{'collective':20s} {'m MiB':>6s} {'measured ms':>11s} {'model ms':>9s} {'measured/model':>14s}"]
     for mib in sizes["collective_mib"]:
-        v = mib * MiB // itemsize  # elements of V
+        v = mib * MiB // itemsize  # elements of m
         for kind, fn in collectives.COLLECTIVES.items():
-            per_device = v // n if kind == "all-gather" else v  # all-gather's input is V/n
+            per_device = v // n if kind == "all-gather" else v  # all-gather's input is m/n
             x = jax.device_put(jnp.ones((n, per_device), dtype), NamedSharding(mesh, P("x")))
             f = jax.jit(lambda x, fn=fn: fn(x, mesh, "x"))
             measured = timeit(f, x, warmup=1, runs=runs).median
@@ -116,8 +119,13 @@ def run(args: argparse.Namespace) -> None:
           f"ring model link: {link_about}")
     print(f"\nStack of {sizes['L']} layers x [{sizes['B']}, {sizes['E']}] @ [{sizes['E']}, {sizes['E']}], "
           f"{dtype}, forward step. compute ms = FLOPs / peak; comm ms = model bytes / link.")
-    print("\n".join(strategy_rows(devices, sizes, dtype, chip, link_bw, args.model, args.runs)))
-    print(f"\nCollectives over all {len(devices)} devices, V as in shared.collectives "
+    pieces = mine.chosen(args, COMMAND)
+    if args.mine or args.solutions:
+        print("your pieces: " + mine.describe(pieces, args.solutions, COMMAND)
+              + " (the fsdp row runs it)")
+    with mine.plugged_in(pieces):
+        print("\n".join(strategy_rows(devices, sizes, dtype, chip, link_bw, args.model, args.runs)))
+    print(f"\nCollectives over all {len(devices)} devices, m as in shared.collectives "
           f"(the gathered, unreduced or per-device buffer), {dtype}.")
     print("\n".join(collective_rows(devices, sizes, dtype, link_bw, args.runs)))
     print(f"({time.perf_counter() - start:.0f} s in all)")

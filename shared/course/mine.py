@@ -29,7 +29,7 @@ from typing import Callable, Iterator
 import jax
 import numpy as np
 
-from shared import attention, model, roofline, timing
+from shared import attention, model, roofline, sharding, timing
 from shared.config import Error, ModelConfig
 from shared.course import ROOT
 from shared.course.pytest_plugin import load_module
@@ -95,6 +95,12 @@ def _verdict(field: str) -> Callable[[ModuleType], property]:
         piece.roofline_point(a.cost, a.chip, a.dtype, a.measured_s), field))
 
 
+def _stack_forward(piece: ModuleType) -> Callable:
+    core = sharding.stack_forward  # read before the swap: the core's, for the other strategies
+    return lambda x, ws, strategy, mesh: (piece.fsdp_forward(x, ws, mesh) if strategy == "fsdp"
+                                          else core(x, ws, strategy, mesh))
+
+
 TRAIN = "python -m shared.train --mine"
 BUILDS = (
     Build("model", "01_llm_from_scratch", "build_model", ("init", "forward", "loss_sums"),
@@ -111,6 +117,10 @@ BUILDS = (
           (Plug("shared.roofline:cost", _cost), Plug("shared.roofline:timeit", _timeit),
            *(Plug(f"shared.roofline:Analysis.{f}", _verdict(f))
              for f in ("intensity", "ridge", "bound", "bound_s", "fraction")))),
+    Build("fsdp", "04_sharding_strategies", "build_fsdp", ("fsdp_matmul", "fsdp_forward"),
+          "FSDP by hand in shard_map: gather before use, reduce-scatter the gradient",
+          "python -m shared.bench sharding --mine",
+          (Plug("shared.sharding:stack_forward", _stack_forward),)),
 )
 
 
