@@ -7,18 +7,21 @@ drop-in for it), what kind of work each op is (`categorize`), the seconds per tr
 of each kind (`breakdown`), and the printed report (`summarize`, a drop-in for
 `shared.profiling.summarize` with two more optional arguments). Check it with
 `python -m pytest exercises/08_profiling_naive_inference/test_build_profile.py`; then read
-your own training step with it:
+three steps of your own training step with it (from this folder, in Python or the notebook):
 
+    import jax
+    from build_profile import summarize
     from shared import config, profiling, train
     from shared.bench.train import synthetic_batch
     mc, tc = config.preset("tiny").model, config.preset("tiny").train
     state, batch = train.init_state(mc, tc), synthetic_batch(tc.batch_size, mc.seq_len, mc.vocab_size)
     step = train.make_step(mc, tc)
-    state, _ = step(state, batch)                          # compile outside the trace
+    state, _ = step(state, batch)          # compiled, and run once ...
+    jax.block_until_ready(state)           # ... to the end, outside the trace
     with profiling.trace("out/step") as logdir:
         for _ in range(3):
             state, metrics = step(state, batch)
-        jax.block_until_ready(state)
+        jax.block_until_ready(state)       # inside the block, or the work lands outside it
     summarize(logdir, top=10, steps=3, hlo=step.lower(state, batch).compile().as_text())
 
 Words, as the profiler and XLA use them:

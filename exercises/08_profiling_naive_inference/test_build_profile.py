@@ -39,6 +39,7 @@ except DeviceSetupError:
 
 CALLS = 3  # calls of the traced program: the "steps" of the trace
 REL = 1e-9  # sums of the same durations in another order
+OpTime = core.OpTime  # the tests' inputs to breakdown: any objects with these four fields will do
 
 
 # ---- the answer is not one import away ----
@@ -474,16 +475,15 @@ def check_categorize_trace(m):
         if want is None:
             continue
         got = _categorize(m, op.name, _module_text(hlo, op.module))
-        assert got == want, (f"categorize({op.name!r}, hlo) is {got!r} for the traced program's "
-                             f"{'op that holds its dot' if want == 'matmul' else want + ' op'}, want {want!r}")
+        what = "op that holds its dot" if want == "matmul" else f"{want} op"
+        assert got == want, f"categorize({op.name!r}, hlo) is {got!r} for the traced program's {what}, want {want!r}"
         seen.add(want)
     missing = {"matmul", "elementwise", "copy"} - seen
-    assert not missing, f"test setup: the traced program shows no {sorted(missing)} op on this backend"
+    assert jax.devices()[0].platform != "cpu" or not missing, \
+        f"test setup: the traced program shows no {sorted(missing)} op on this CPU"
 
 
 # ---- 8.9: breakdown ----
-
-OpTime = core.OpTime  # the tests' inputs: any objects with these four fields will do
 
 
 def _breakdown(m, ops, steps, hlo=""):
@@ -499,7 +499,8 @@ def check_breakdown_per_step(m):
     ops = [OpTime("dot.1", "jit_step", 12, 1.2), OpTime("dot.2", "jit_step", 3, 0.3),
            OpTime("loop_add_fusion", "jit_step", 12, 0.6), OpTime("all-reduce.4", "jit_step", 3, 0.9),
            OpTime("copy.5", "jit_step", 12, 0.24), OpTime("while.6", "jit_step", 3, 0.03)]
-    want = {"matmul": 0.5, "attention": 0.0, "elementwise": 0.2, "collective": 0.3, "copy": 0.08, "other": 0.01}
+    want = {"matmul": 0.5, "attention": 0.0, "elementwise": 0.2, "collective": 0.3, "copy": 0.08,
+            "other": 0.01}
     got = _breakdown(m, ops, 3)
     for category, seconds in want.items():
         assert math.isclose(got[category], seconds, rel_tol=1e-9, abs_tol=1e-15), (
@@ -509,6 +510,15 @@ def check_breakdown_per_step(m):
     one = _breakdown(m, ops[:1], 1)
     assert math.isclose(one["matmul"], 1.2, rel_tol=1e-9), \
         f"breakdown: with steps=1 matmul is {one['matmul']:.4g} s, want the total, 1.2"
+    try:
+        m.breakdown(ops, 0)
+    except ValueError:
+        return
+    except NotImplementedError:
+        raise
+    except Exception as e:  # noqa: BLE001
+        raise AssertionError(f"breakdown: steps=0 raised {type(e).__name__}, want ValueError") from None
+    raise AssertionError("breakdown: steps=0 returned; a trace holds at least one step: raise ValueError")
 
 
 def check_breakdown_modules(m):
@@ -533,6 +543,8 @@ def check_breakdown_trace(m):
     assert math.isclose(sum(got.values()) * CALLS, total, rel_tol=1e-9), (
         f"breakdown: the categories add up to {sum(got.values()) * CALLS * 1e3:.4f} ms over {CALLS} "
         f"steps, the ops to {total * 1e3:.4f} ms: every op in exactly one category, per step")
+    if jax.devices()[0].platform != "cpu":
+        return  # an accelerator fuses the program its own way: the sum above is what holds everywhere
     want = {"matmul", "elementwise", "copy"} | ({"collective"} if len(jax.devices()) >= 8 else set())
     empty = sorted(c for c in want if got[c] <= 0)
     assert not empty, f"breakdown: the traced program's {empty[0]} time is {got[empty[0]]}, want > 0"
@@ -545,8 +557,8 @@ def check_summarize_trace(m):
     top = 4
     ops, out = _capture(m.summarize, logdir, top=top, steps=CALLS, hlo=hlo)
     want = sorted(_core_ops().values(), key=lambda o: o.seconds, reverse=True)[:top]
-    assert isinstance(ops, list) and len(ops) == top, \
-        f"summarize: returned {len(ops) if isinstance(ops, list) else type(ops).__name__} op(s), want the top {top}"
+    n = len(ops) if isinstance(ops, list) else type(ops).__name__
+    assert isinstance(ops, list) and len(ops) == top, f"summarize: returned {n} op(s), want the top {top}"
     assert {(o.name, o.module, o.count) for o in ops} == {(o.name, o.module, o.count) for o in want}, \
         f"summarize: returned {[o.name for o in ops]}, want op_times' first {top}: {[o.name for o in want]}"
     lines = out.splitlines()
@@ -569,7 +581,8 @@ def check_summarize_no_ops(m):
         try:
             _capture(m.summarize, folder)
         except Error as e:
-            assert str(e).strip() and "\n" not in str(e).strip(), f"summarize: the error is not one line: {e!r}"
+            assert str(e).strip() and "\n" not in str(e).strip(), \
+                f"summarize: the error is not one line: {e!r}"
             return
         except NotImplementedError:
             raise

@@ -103,7 +103,7 @@ def _words_of_name(name: str) -> set[str]:
 
 @functools.lru_cache(maxsize=16)
 def _parse(hlo: str) -> tuple[dict[str, list[str]], dict[str, tuple[str, str, str]]]:
-    """(computation -> its instruction lines, instruction -> (opcode, shape, line)) of one program."""
+    """(computation -> its instructions' names, instruction -> (opcode, shape, line)) of one program."""
     computations: dict[str, list[str]] = {}
     instructions: dict[str, tuple[str, str, str]] = {}
     body = None
@@ -177,7 +177,8 @@ def breakdown(ops: list[OpTime], steps: int = 1, hlo: str = "") -> dict[str, flo
     seconds = dict.fromkeys(CATEGORIES, 0.0)
     for op in ops:
         seconds[categorize(op.name, programs.get(op.module, ""))] += op.seconds
-    return {category: total / steps for category, total in seconds.items()}  # every run of the trace, per step
+    # The totals hold every run of the trace: per step is over the steps, not over an op's runs.
+    return {category: total / steps for category, total in seconds.items()}
 
 
 # ---- 8.10: the report ----

@@ -1,4 +1,4 @@
-"""Wrong build (lesson 08): any fusion that is not pure layout is filed as elementwise, the dot fusions too."""
+"""Wrong build (lesson 08): a fusion that is not pure layout is elementwise, a dot fusion too."""
 
 from pathlib import Path
 
@@ -7,7 +7,8 @@ from shared.course.pytest_plugin import load_module
 # the check that rejects this build, and words its one-line reason must say
 REJECTED_BY = ("check_categorize_names", "a fusion that holds a dot is a matmul")
 
-_m = load_module(Path(__file__).resolve().parents[2] / "solutions/08_profiling_naive_inference/build_profile.py")
+_m = load_module(Path(__file__).resolve().parents[2] / "solutions/08_profiling_naive_inference"
+                 / "build_profile.py")
 _category = _m._category
 
 

@@ -7,7 +7,8 @@ from shared.course.pytest_plugin import load_module
 # the check that rejects this build, and words its one-line reason must say
 REJECTED_BY = ("check_op_times_host_events", "a host event")
 
-_m = load_module(Path(__file__).resolve().parents[2] / "solutions/08_profiling_naive_inference/build_profile.py")
+_m = load_module(Path(__file__).resolve().parents[2] / "solutions/08_profiling_naive_inference"
+                 / "build_profile.py")
 
 
 def _every_event(line):

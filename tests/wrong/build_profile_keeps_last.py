@@ -9,7 +9,8 @@ from shared.course.pytest_plugin import load_module
 # the check that rejects this build, and words its one-line reason must say
 REJECTED_BY = ("check_op_times_repeats", "add up every run")
 
-_m = load_module(Path(__file__).resolve().parents[2] / "solutions/08_profiling_naive_inference/build_profile.py")
+_m = load_module(Path(__file__).resolve().parents[2] / "solutions/08_profiling_naive_inference"
+                 / "build_profile.py")
 OpTime, CATEGORIES = _m.OpTime, _m.CATEGORIES
 categorize, breakdown, summarize = _m.categorize, _m.breakdown, _m.summarize
 

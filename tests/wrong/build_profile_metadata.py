@@ -1,4 +1,5 @@
-"""Wrong build (lesson 08): the whole instruction line is searched, so an op in the "attention" named scope is attention."""
+"""Wrong build (lesson 08): the whole instruction line is read, so an op in the "attention"
+named scope is filed as attention."""
 
 from pathlib import Path
 
@@ -7,7 +8,8 @@ from shared.course.pytest_plugin import load_module
 # the check that rejects this build, and words its one-line reason must say
 REJECTED_BY = ("check_categorize_hlo", "says where it came from, not what it is")
 
-_m = load_module(Path(__file__).resolve().parents[2] / "solutions/08_profiling_naive_inference/build_profile.py")
+_m = load_module(Path(__file__).resolve().parents[2] / "solutions/08_profiling_naive_inference"
+                 / "build_profile.py")
 _words_in_hlo = _m._words_in_hlo
 
 

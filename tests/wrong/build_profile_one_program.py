@@ -1,4 +1,5 @@
-"""Wrong build (lesson 08): every op is looked up in all the programs' text at once, so same-named ops collide."""
+"""Wrong build (lesson 08): ops are looked up in all the programs' text at once, so
+same-named ops of two programs collide."""
 
 from pathlib import Path
 
@@ -7,7 +8,8 @@ from shared.course.pytest_plugin import load_module
 # the check that rejects this build, and words its one-line reason must say
 REJECTED_BY = ("check_breakdown_modules", "its own program's text")
 
-_m = load_module(Path(__file__).resolve().parents[2] / "solutions/08_profiling_naive_inference/build_profile.py")
+_m = load_module(Path(__file__).resolve().parents[2] / "solutions/08_profiling_naive_inference"
+                 / "build_profile.py")
 OpTime, CATEGORIES = _m.OpTime, _m.CATEGORIES
 op_times, categorize, summarize = _m.op_times, _m.categorize, _m.summarize
 
