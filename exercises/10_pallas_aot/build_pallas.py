@@ -2,20 +2,23 @@
 
 You write `flash_forward`, the forward kernel of the course's "pallas" attention. It has
 exactly the contract of shared.flash_pallas.flash_forward (the same arguments, the same
-(out, lse) result), so the core pairs your kernel with its own backward pass, which rebuilds
-the softmax weights from your log-sum-exp, and the training job runs it wherever the "pallas"
-attention is asked for:
+(out, lse) result), so it takes that function's place: the core pairs your kernel with its
+own backward pass, which rebuilds the softmax weights from your log-sum-exp, wherever the
+"pallas" attention is asked for.
 
-    python -m pytest exercises/10_pallas_aot/test_build_pallas.py       # check it
-    python -m shared.train --mine --attention pallas                    # the tiny preset, any machine
-    python -m shared.train --mine --attention pallas --preset 125m      # on a GPU
+    python -m pytest exercises/10_pallas_aot/test_build_pallas.py      # check it
+    python -m shared.bench attention --mine --impls reference pallas   # time, memory, error
+    python -m shared.train --mine --attention pallas                   # train with it
 
-On a CPU the kernel runs in interpret mode, one program after another: fine for the tiny
-preset's 128 positions, far too slow for long sequences. Lesson 05's build exercise
-(exercises/05_attention/build_flash.py) is the same schedule in plain JAX; this one is its
-kernel: a grid and BlockSpecs as in exercises 10.1-10.3, the loop over keys inside each
-program (as shared.kernels.matmul's loop over K, not exercise 10.1's K grid axis), and
-exercise 10.3's row softmax made online over tiles of keys.
+On a CPU the kernel runs in interpret mode, one program after another: right for checking
+values and for the tiny preset's 128 positions, too slow for long sequences, and its timings
+say nothing about a GPU. On a GPU it compiles through Triton; train the 125m preset with
+`--preset 125m`.
+
+Lesson 05's build exercise (exercises/05_attention/build_flash.py) is the same schedule in
+plain JAX; this one is its kernel: a grid and BlockSpecs as in exercises 10.1-10.3, the loop
+over keys inside each program (as shared.kernels.matmul's loop over K, not exercise 10.1's
+K grid axis), and exercise 10.3's row softmax made online over tiles of keys.
 
 Letters, in every shape below:
 
