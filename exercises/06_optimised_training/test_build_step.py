@@ -94,9 +94,9 @@ def _batch() -> dict:
         segments[r, first:] = 1
         weights[r, :n] = 1.0
     tokens = rng.integers(0, MC.vocab_size, (B, S + 1))
-    return {"inputs": jnp.asarray(tokens[:, :-1], jnp.int32), "targets": jnp.asarray(tokens[:, 1:], jnp.int32),
-            "positions": jnp.asarray(positions), "segment_ids": jnp.asarray(segments),
-            "weights": jnp.asarray(weights, jnp.float32)}
+    return {"inputs": jnp.asarray(tokens[:, :-1], jnp.int32),
+            "targets": jnp.asarray(tokens[:, 1:], jnp.int32), "positions": jnp.asarray(positions),
+            "segment_ids": jnp.asarray(segments), "weights": jnp.asarray(weights, jnp.float32)}
 
 
 def _neutral_loss_sums(params, batch, config):
@@ -129,8 +129,8 @@ def _core_run(mc: ModelConfig, tc: TrainConfig):
 def _run(m, mc: ModelConfig, tc: TrainConfig, net=core):
     """Your step on a fresh state: (new state, metrics), checked for their structure."""
     out = _compiled(m.make_step, mc, tc, net)(_state(), _batch())
-    assert isinstance(out, tuple) and len(out) == 2, f"{TASK_STEP}: the step returned {type(out).__name__}, " \
-                                                     "want (state, metrics)"
+    assert isinstance(out, tuple) and len(out) == 2, \
+        f"{TASK_STEP}: the step returned {type(out).__name__}, want (state, metrics)"
     state, metrics = out
     assert isinstance(state, dict) and set(state) == {"params", "opt_state", "step"}, \
         f"{TASK_STEP}: the new state has keys {sorted(state) if isinstance(state, dict) else state}, " \
@@ -173,11 +173,13 @@ def _compare(m, mc, tc, net, what: str, tol: float = F32_TOL):
     # Adam's first update is about lr * g / |g| per entry: an entry whose gradient is ~0 moves by
     # up to lr on a rounding, so the new parameters are compared in units of the learning rate.
     got, want = _paths(state["params"]), _paths(want_state["params"])
-    moved = {name: float(np.abs(np.asarray(got[name]) - np.asarray(w)).max()) / tc.lr for name, w in want.items()}
+    moved = {name: float(np.abs(np.asarray(got[name]) - np.asarray(w)).max()) / tc.lr
+             for name, w in want.items()}
     name = max(moved, key=moved.get)
-    assert moved[name] <= PARAM_TOL, (f"{TASK_STEP}: {what}: the new parameters {name} differ from the course "
-                                      f"step's by {moved[name]:.2g} learning rates (> {PARAM_TOL:g})")
-    assert int(state["step"]) == 1, f"{TASK_STEP}: {what}: the new state's step is {int(state['step'])}, want 1"
+    assert moved[name] <= PARAM_TOL, (f"{TASK_STEP}: {what}: the new parameters {name} differ from the "
+                                      f"course step's by {moved[name]:.2g} learning rates (> {PARAM_TOL:g})")
+    assert int(state["step"]) == 1, \
+        f"{TASK_STEP}: {what}: the new state's step is {int(state['step'])}, want 1"
 
 
 # ---- make_step (exercise 6.6) ----
@@ -240,9 +242,9 @@ def check_make_step_remat(m):
     none = _compiled(m.make_step, MC, TC, core).memory_analysis().temp_size_in_bytes
     full = _compiled(m.make_step, FULL, TC, core).memory_analysis().temp_size_in_bytes
     assert full <= 0.5 * none, (f"{TASK_STEP}: with remat='full' the compiled step's temporaries are "
-                                f"{full / 2**20:.2f} MiB against {none / 2**20:.2f} MiB with remat='none': the "
-                                "backward pass still keeps every layer's activations at once (config.remat, "
-                                "applied to each layer by the model)")
+                                f"{full / 2**20:.2f} MiB against {none / 2**20:.2f} MiB with remat='none': "
+                                "the backward pass still keeps every layer's activations at once "
+                                "(config.remat, applied to each layer by the model)")
     _compare(m, FULL, TC, core, "remat='full'")
 
 
@@ -277,7 +279,8 @@ def _remat_eqns(jaxpr) -> int:
 
 def _wrapped(m, policy: str):
     layer = m.remat(_layer, policy)
-    assert callable(layer), f"{TASK_REMAT}: remat(layer, {policy!r}) returned {type(layer).__name__}, not a function"
+    assert callable(layer), \
+        f"{TASK_REMAT}: remat(layer, {policy!r}) returned {type(layer).__name__}, not a function"
     return layer
 
 
@@ -289,9 +292,9 @@ def check_remat_none(m):
     layer = _wrapped(m, "none")
     n = _remat_eqns(jax.make_jaxpr(layer)(*_layer_inputs()).jaxpr)
     kept, want = _kept(layer), _kept(_layer)
-    assert n == 0 and kept == want, (f"{TASK_REMAT}: with policy 'none' the layer keeps {kept:,} bytes for "
-                                     f"the backward pass, the layer itself {want:,}: policy 'none' leaves the "
-                                     "layer as it is")
+    assert n == 0 and kept == want, (f"{TASK_REMAT}: with policy 'none' the layer keeps {kept:,} bytes "
+                                     f"for the backward pass, the layer itself {want:,}: policy 'none' "
+                                     "leaves the layer as it is")
 
 
 def check_remat_policies(m):
@@ -300,8 +303,15 @@ def check_remat_policies(m):
         n = _remat_eqns(jax.make_jaxpr(layer)(*_layer_inputs()).jaxpr)
         assert n >= 1, f"{TASK_REMAT}: with policy {policy!r} the layer's program holds no jax.checkpoint"
         kept, want = _kept(layer), _kept(core_backward.remat(_layer, policy))
-        assert kept == want, (f"{TASK_REMAT}: with policy {policy!r} the layer keeps {kept:,} bytes for the "
-                              f"backward pass, the course's {want:,}: {policy!r} keeps {WHAT_IS_KEPT[policy]}")
+        assert kept == want, (f"{TASK_REMAT}: with policy {policy!r} the layer keeps {kept:,} bytes for "
+                              f"the backward pass, the course's {want:,}: {policy!r} keeps "
+                              f"{WHAT_IS_KEPT[policy]}")
+    try:
+        m.remat(_layer, "everything")
+    except ValueError:
+        return
+    raise AssertionError(f"{TASK_REMAT}: remat(layer, 'everything') raised no ValueError: the policy is one "
+                         "of shared.config.REMAT")
 
 
 @contextlib.contextmanager
