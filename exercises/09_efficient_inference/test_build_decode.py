@@ -376,13 +376,14 @@ def check_extend_chunks(m):
         chunk = np.stack([np.pad(stream[b, length[b]:length[b] + n_valid[b]], (0, S - n_valid[b]))
                           for b in range(3)])  # [B, S], right-padded
         logits, new = _extend(m, cache, chunk, n_valid)
-        what = f"call {i + 1} of {len(calls)} (S = {S}, n_valid {n_valid.tolist()}, lengths {length.tolist()})"
+        what = (f"call {i + 1} of {len(calls)} (S = {S}, n_valid {n_valid.tolist()}, "
+                f"lengths {length.tolist()})")
         for b in range(3):
             if n_valid[b] == 0:
                 before = [np.any(np.asarray(getattr(new, a)[:, b, :, :length[b]])
                                  != np.asarray(getattr(cache, a)[:, b, :, :length[b]])) for a in "kv"]
                 assert not any(before), f"extend: {what}: row {b} takes no step, but its cached " \
-                                        f"tokens changed: a row with n_valid 0 is left as it is"
+                                        "tokens changed: a row with n_valid 0 is left as it is"
                 continue
             p = length[b] + n_valid[b] - 1
             err, tol = _err(logits[b], full[b, p])
@@ -481,8 +482,8 @@ class _Memory:
         self.admitted.append(slot)
         assert sum(self.held.values()) <= self.capacity, \
             f"admit: the reservations exceed the memory ({sum(self.held.values())} of " \
-            f"{self.capacity} positions): reserve each started request (kv.admit) before asking " \
-            "whether the next one fits"
+            f"{self.capacity} positions): start a request only when kv.can_admit says it fits, and " \
+            "reserve each (kv.admit) before asking whether the next one fits"
 
     def release(self, slot: int) -> None:
         self.held.pop(slot, None)
@@ -658,7 +659,14 @@ def check_scheduler_serving(m):
     while order or not eng.idle:
         for _ in range(min(len(order), int(rng.integers(0, 3)))):
             assert eng.submit(requests[order.pop()]) is None
-        done += eng.step()
+        try:
+            done += eng.step()
+        except (AssertionError, IndexError) as e:  # the paged pool's own bookkeeping gave up
+            if str(e).startswith(("admit:", "retire:")):
+                raise
+            raise AssertionError(f"admit/retire: the engine's step {steps + 1} failed in the KV pool's "
+                                 f"bookkeeping ({type(e).__name__}: {e}): a request ran past its "
+                                 "budget, or memory was handed out that was not free") from None
         steps += 1
         if steps > limit:
             held = [i for i, s in enumerate(eng.active) if s is not None]
