@@ -113,7 +113,8 @@ def ring_all_gather(path: Path) -> None:
                         color="white", weight="bold",
                         bbox=dict(boxstyle="circle,pad=0.25", facecolor=colors[b], edgecolor="none"))
         title = "start: each device has its own block" if t == 0 else f"after step {t}"
-        ax.set_title(title + ("\n(arrows: what each sends next)" if t < n - 1 else "\nevery device has all 4"),
+        more = "\n(arrows: what each sends next)" if t < n - 1 else "\nevery device has all 4"
+        ax.set_title(title + more,
                      fontsize=10)
     share = collectives.bytes_sent_per_device("all-gather", 1.0, n)
     fig.suptitle(f"Ring all-gather over {n} devices, computed with shared.collectives.ppermute: "

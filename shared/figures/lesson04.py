@@ -146,44 +146,43 @@ def tp_allreduce(path: Path) -> None:
     n, B, E = 4, 8, 8
     mesh = sharding.make_mesh({"data": 1, "model": n}, jax.devices()[:n])
     x_spec, (w0_spec, w1_spec), (h_spec, y_spec) = sharding.STACK["tp"]
-    w0 = draw.sharded_blocks((E, E), w0_spec, mesh)
-    w1 = draw.sharded_blocks((E, E), w1_spec, mesh)
-    hb = draw.sharded_blocks((B, E), h_spec, mesh)
+    whole = {(0, B, 0, E)}
+    # x and the pair's output y are whole on every device; W0, h and W1 are split
+    assert {(*k[0], *k[1]) for k in draw.sharded_blocks((B, E), x_spec, mesh)} == whole
+    assert {(*k[0], *k[1]) for k in draw.sharded_blocks((B, E), y_spec, mesh)} == whole
+    split = [draw.sharded_blocks(shape, spec, mesh)
+             for shape, spec in (((E, E), w0_spec), ((B, E), h_spec), ((E, E), w1_spec))]
     colors = draw.device_colors(n)
-    grey = {(0, B, 0, E): None}
+    grey = ["#bbbbbb"]
     cell = 0.09
     fig, ax = draw.figure(13.5, 6.2)
     width = 2.3
-    heads = ["x [B, E]\n(whole on every device)", "W0 [E, E]:\nits columns", "h = relu(x @ W0)\nits columns of h",
-             "W1 [E, E]:\nits rows", "h @ W1: a partial\nsum of all of y", "all-reduce: y = sum of\nthe 4 parts, everywhere"]
+    heads = ["x [B, E]\n(whole on every device)", "W0 [E, E]:\nits columns",
+             "h = relu(x @ W0)\nits columns of h", "W1 [E, E]:\nits rows",
+             "h @ W1: a partial\nsum of all of y", "all-reduce: y = sum of\nthe 4 parts, everywhere"]
     draw.blank(ax, (-0.9, width * len(heads)), (n * 1.15 + 0.1, -0.8))
     for s, title in enumerate(heads):
         ax.text(s * width + 0.36, -0.45, title, ha="center", va="center", fontsize=9.5, weight="bold")
+    quarter = E // n
+    parts = {(0, B, c, c + quarter): c // quarter for c in range(0, E, quarter)}  # Σ of every device's
     for d in range(n):
         y0 = d * 1.15 + 0.1
         ax.text(-0.2, y0 + 0.36, f"device {d}", ha="right", va="center", fontsize=9.5)
-        pick = lambda blocks: {(*k[0], *k[1]): d for k, v in blocks.items() if d in v}
-        stages = [(grey, "#bbbbbb"), (pick(w0), None), (pick(hb), None), (pick(w1), None),
-                  ({(0, B, 0, E): d}, "partial"), ({(0, B, 0, E): d}, "sum")]
-        for s, (held, kind) in enumerate(stages):
+        own = [{(*k[0], *k[1]): d for k, v in blocks.items() if d in v} for blocks in split]
+        # (blocks this device holds -> colour index, palette, text over the array)
+        stages = [({(0, B, 0, E): 0}, grey, ""), (own[0], colors, ""), (own[1], colors, ""),
+                  (own[2], colors, ""), ({(0, B, 0, E): d}, colors, "part"), (parts, colors, "Σ")]
+        for s, (held, palette, text) in enumerate(stages):
             x0 = s * width
-            if kind == "#bbbbbb":
-                _stage(ax, x0, y0, (B, E), {(0, B, 0, E): 0}, ["#bbbbbb"], cell)
-            elif kind == "partial":
-                _stage(ax, x0, y0, (B, E), held, colors, cell)
-                ax.text(x0 + E * cell / 2, y0 + B * cell / 2, "part", ha="center", va="center",
-                        fontsize=8, color="white", weight="bold")
-            elif kind == "sum":
-                stripes = {(0, B, c, c + E // n): c // (E // n) for c in range(0, E, E // n)}
-                _stage(ax, x0, y0, (B, E), {k: v for k, v in stripes.items()}, colors, cell)
-                ax.text(x0 + E * cell / 2, y0 + B * cell / 2, "Σ", ha="center", va="center",
-                        fontsize=12, color="white", weight="bold")
-            else:
-                _stage(ax, x0, y0, (B, E), held, colors, cell)
+            _stage(ax, x0, y0, (B, E), held, palette, cell)
+            if text:
+                ax.text(x0 + E * cell / 2, y0 + B * cell / 2, text, ha="center", va="center",
+                        fontsize=8 if text == "part" else 12, color="white", weight="bold")
             if s < len(stages) - 1:
+                reduce = s == len(stages) - 2
                 ax.annotate("", (x0 + width - 0.15, y0 + 0.36), (x0 + E * cell + 0.15, y0 + 0.36),
-                            arrowprops=dict(arrowstyle="-|>", color="#999" if s != 4 else "#d62728",
-                                            lw=1 if s != 4 else 2))
+                            arrowprops=dict(arrowstyle="-|>", color="#d62728" if reduce else "#999",
+                                            lw=2 if reduce else 1))
     mesh8 = sharding.make_mesh({"data": 1, "model": 8}, jax.devices()[:8])
     predicted = sharding.stack_prediction("tp", B_BENCH, E_BENCH, L_BENCH, mesh8)[0]
     ax.set_title(f"Tensor parallelism, one Megatron pair on {n} devices (shared.sharding.STACK['tp']): "
