@@ -12,8 +12,10 @@ or overwritten without being asked.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
+import sys
 import warnings
 from pathlib import Path
 
@@ -54,7 +56,7 @@ def load_config(run_dir: Path) -> tuple[cfg.ModelConfig, cfg.TrainConfig, dict]:
 
 
 def manager(run_dir: Path, keep: int = 3) -> ocp.CheckpointManager:
-    """Keeps the last `keep` checkpoints; saves run in the background (call wait_until_finished)."""
+    """Keeps the last `keep` checkpoints; saves run in the background (call wait)."""
     return ocp.CheckpointManager(
         Path(run_dir).absolute() / "checkpoints",  # orbax needs an absolute path
         options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True),
@@ -63,9 +65,58 @@ def manager(run_dir: Path, keep: int = 3) -> ocp.CheckpointManager:
 
 
 def save(mgr: ocp.CheckpointManager, step: int, state, data: dict | None = None) -> None:
-    """Start saving `state` (a pytree of arrays) and `data` (JSON: the loader's position)."""
-    mgr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                           data=ocp.args.JsonSave(data or {})))
+    """Start saving `state` (a pytree of arrays) and `data` (JSON: the loader's position).
+    A save that fails (here, or in the background: see wait) is a one-line CheckpointError;
+    the steps saved before it stay intact, since orbax writes each step into a temporary
+    folder and renames it only when complete."""
+    need = sum(shard.data.nbytes for x in jax.tree.leaves(state) for shard in x.addressable_shards
+               if shard.replica_id == 0)  # what this process writes
+    free = shutil.disk_usage(mgr.directory).free
+    if free < need:  # say so now: a write that runs out of space half-way is noisier to undo
+        steps = mgr.all_steps()
+        kept = f"the last saved step, {max(steps)}, is intact" if steps else "no step was saved"
+        raise CheckpointError(f"saving step {step} into {mgr.directory} needs {need / 2**20:,.1f} "
+                              f"MiB and the disk has {free / 2**20:,.1f} MiB free; {kept}")
+    try:
+        mgr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                               data=ocp.args.JsonSave(data or {})))
+    except Exception as e:  # noqa: BLE001: orbax and tensorstore raise many types
+        raise _write_error(mgr, e) from None
+
+
+def wait(mgr: ocp.CheckpointManager) -> None:
+    """Wait for the background saves; one that failed is a one-line CheckpointError."""
+    try:
+        mgr.wait_until_finished()
+    except Exception as e:  # noqa: BLE001
+        raise _write_error(mgr, e) from None
+
+
+def quiet_background_errors() -> None:
+    """For the command lines: a failed save is reported once, in one line, by this module's
+    errors, so silence the copies orbax's writer threads log through absl."""
+    logging.getLogger("absl").setLevel(logging.CRITICAL)
+
+
+def leave_now(code: int) -> None:
+    """Exit with `code` without waiting for orbax's writer threads, for a command line that
+    has said its error: after a failed save they keep reporting to event loops that are
+    already closed (a traceback each, at exit), and every step saved before it is on disk."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _write_error(mgr: ocp.CheckpointManager, error: Exception) -> CheckpointError:
+    text = str(error)
+    why = next((why for marks, why in (
+        (("RESOURCE_EXHAUSTED", "No space left", "Disk quota"), "the disk is full"),
+        (("Read-only file system",), "the filesystem is read-only"),
+        (("PERMISSION_DENIED", "Permission denied"), "permission denied"))
+        if any(m in text for m in marks)), _reason(error))
+    steps = mgr.all_steps()
+    kept = f"the last saved step, {max(steps)}, is intact" if steps else "no step was saved"
+    return CheckpointError(f"saving a checkpoint into {mgr.directory} failed: {why}; {kept}")
 
 
 def restore(mgr: ocp.CheckpointManager, like, step: int | None = None, *, part: str | None = None):
@@ -140,6 +191,19 @@ def restore_data(mgr: ocp.CheckpointManager, step: int) -> dict:
     except Exception as e:
         raise CheckpointError(f"checkpoint {step} in {mgr.directory} has no readable data "
                               f"position: {_reason(e)}") from None
+
+
+def restore_run(mgr: ocp.CheckpointManager, like) -> tuple[int, object, dict]:
+    """(step, state, data) of the latest checkpoint whose state AND data position both read
+    back: a step whose data is damaged is moved aside like a damaged state (with a warning),
+    and the one before it is tried."""
+    while True:
+        step, state = restore(mgr, like)
+        try:
+            return step, state, restore_data(mgr, step)
+        except CheckpointError as e:
+            aside = set_aside(mgr, step)
+            warnings.warn(f"{e}; moved it to {aside} and tried the one before it", stacklevel=2)
 
 
 def _shapes(tree) -> list[tuple[int, ...]]:

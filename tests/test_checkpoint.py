@@ -78,9 +78,9 @@ def test_an_existing_run_is_not_overwritten_without_being_asked(tmp_path):
     train.prepare_run_dir(run, resume=True, force=False)  # continuing it is allowed
     assert (run / "checkpoints" / "1").is_dir()
     train.prepare_run_dir(run, resume=False, force=True)  # --force: asked to start over
-    assert not run.exists(), "--force deletes the old run"
+    assert not any(run.iterdir()), "--force deletes the old run (and leaves the folder ready)"
 
 
 def test_resume_needs_a_run(tmp_path):
-    with pytest.raises(train.RunError, match="holds no run"):
+    with pytest.raises(train.RunError, match="holds no saved step of a run"):
         train.prepare_run_dir(tmp_path / "nothing", resume=True, force=False)

@@ -110,8 +110,12 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, leave_on_error: bool = False) -> int:
+    """The command; returns its exit status. leave_on_error: exit at once after saying an
+    error (checkpoint.leave_now), as the command line does, so that no background writer
+    of a failed save prints at exit; callers in-process (tests) get the status back."""
     args = parser().parse_args(argv)
+    checkpoint.quiet_background_errors()
     args.name = args.name or args.preset or "tiny"
     try:
         placement = setup_devices(args)
@@ -135,7 +139,12 @@ def main(argv: list[str] | None = None) -> int:
                 text = sample(result.state["params"], mc, args.sample_tokens, tc.seed, net=net)
     except cfg.Error as e:
         print(f"error: {e}", file=sys.stderr)
+        if leave_on_error:
+            checkpoint.leave_now(2)
         return 2
+    except KeyboardInterrupt:  # before the first step or while sampling: nothing to save then
+        print("error: interrupted; the run folder keeps its last saved step", file=sys.stderr)
+        return 130
     if main_process:
         if args.sample_tokens:
             print(f"sample (temperature {SAMPLE['temperature']}, top-k {SAMPLE['top_k']}):\n" + text)
@@ -148,4 +157,4 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     host_memory.relaunch_with_huge_pages()  # the step's fresh temporaries fault 512x less often
-    sys.exit(main())
+    sys.exit(main(leave_on_error=True))

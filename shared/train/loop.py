@@ -9,10 +9,15 @@ non-finite gradient, and ends with the goodput breakdown (shared.goodput).
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import sys
+import threading
+
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Callable
+from typing import Callable, Iterator
 
 import jax
 import jax.numpy as jnp
@@ -24,7 +29,7 @@ from shared import config as cfg
 from shared.train.errors import RunError
 from shared.train.evaluation import loader, make_eval
 from shared.train.meter import Throughput
-from shared.train.runs import prepare_run_dir
+from shared.train.runs import locked, prepare_run_dir
 from shared.train.step import Placement, check_finite, init_state, make_step, memory_report, param_names
 
 
@@ -66,15 +71,19 @@ def train(mc: cfg.ModelConfig, tc: cfg.TrainConfig, run_dir: Path | str, *,
     """
     clock = goodput.Goodput()
     show = progress and jax.process_index() == 0
-    with clock("startup"):
-        run = start(mc.validate(), tc.validate(), Path(run_dir), data_path=data_path,
-                    resume=resume, force=force, placement=placement, net=net)
-    with clock("compile"):
-        step_fn = compile_step(run)
-    result = Result(run.state, memory=memory_report(step_fn, run.state))
-    if show:
-        print("memory per device: " + ", ".join(f"{k} {v / 2**20:,.1f} MiB" for k, v in result.memory.items()))
-    result.state = run_steps(run, step_fn, result.history, clock, stop_after=stop_after, show=show)
+    run_dir = Path(run_dir)
+    lock = locked(run_dir) if jax.process_index() == 0 else contextlib.nullcontext()
+    with lock, stop_requests() as asked:  # a SIGTERM while compiling stops after one step
+        with clock("startup"):
+            run = start(mc.validate(), tc.validate(), run_dir, data_path=data_path,
+                        resume=resume, force=force, placement=placement, net=net)
+        with clock("compile"):
+            step_fn = compile_step(run)
+        result = Result(run.state, memory=memory_report(step_fn, run.state))
+        if show:
+            print("memory per device: " + ", ".join(f"{k} {v / 2**20:,.1f} MiB" for k, v in result.memory.items()))
+        result.state = run_steps(run, step_fn, result.history, clock, stop_after=stop_after,
+                                 show=show, asked=asked)
     clock.stop()
     result.goodput = clock.breakdown()
     if show:
@@ -88,7 +97,9 @@ def start(mc: cfg.ModelConfig, tc: cfg.TrainConfig, run_dir: Path, *, data_path:
     prepare_run_dir(run_dir, resume, force)
     train_rows, val_rows = (data.Rows(part, mc.seq_len) for part in
                             data.Stream.of(data.load_documents(data_path)).split(mc.seq_len))
-    if not resume and jax.process_index() == 0:
+    if jax.process_index() == 0 and (not resume or checkpoint.load_config(run_dir)[:2] != (mc, tc)):
+        # a resumed run that goes further (--steps) or recomputes differently (--remat) says
+        # so in its folder, so that the next --resume continues what this one started
         checkpoint.save_config(run_dir, mc, tc, {"data": data_path})
     _sync("run folder ready")
     if placement.mesh is not None:
@@ -99,8 +110,8 @@ def start(mc: cfg.ModelConfig, tc: cfg.TrainConfig, run_dir: Path, *, data_path:
     mgr = checkpoint.manager(run_dir, tc.keep_checkpoints)
     first, position = 0, 0
     if resume:
-        first, state = checkpoint.restore(mgr, state)
-        position = checkpoint.restore_data(mgr, first).get("position", first)
+        first, state, saved = checkpoint.restore_run(mgr, state)
+        position = saved.get("position", first)
     return Run(mc, tc, run_dir, placement, state, mgr, first, position,
                loader(train_rows, tc.batch_size, tc.seed, position),
                make_eval(mc, tc, val_rows, placement, net), net)
@@ -116,12 +127,14 @@ def compile_step(run: Run):
 
 
 def run_steps(run: Run, step_fn, history: list[dict], clock: goodput.Goodput, *,
-         stop_after: int | None = None, show: bool = True) -> dict:
+              stop_after: int | None = None, show: bool = True,
+              asked: list[str] | None = None) -> dict:
     """Run the steps from run.first to the end (or stop_after); returns the last state.
 
     Losses and validation losses go to `history`; time to `clock`'s categories.
     Each step's metrics are checked while the next step already runs, so the host
-    never stalls the device except to log, evaluate or save.
+    never stalls the device except to log, evaluate or save. `asked`: stop_requests()'s list,
+    when the caller took the signals already (train does, from its start).
     """
     tc = run.tc
     end = min(tc.steps, stop_after or tc.steps)
@@ -131,44 +144,84 @@ def run_steps(run: Run, step_fn, history: list[dict], clock: goodput.Goodput, *,
     feed = pipeline.Prefetch(lambda i: pipeline.place(run.loader, i, run.placement.batch()),
                              run.position)
     names, state, previous = param_names(run.state["params"]), run.state, None
-    try:
-        for step in bar:
-            batch, waited = feed.next()
-            clock.add("data", waited)
-            state, metrics = step_fn(state, batch)
-            if previous is not None:  # check the step before: this one is already queued
-                check_finite(*previous)
-            done = step + 1
-            previous = (metrics, names, done)
-            if meter and not meter.running:  # time throughput from the end of the first step
-                metrics["loss"].block_until_ready()
-                meter.start()
-            elif meter:
-                meter.count()
-            if done % 10 == 0 or done == end:
-                _log_loss(metrics, done, history, bar, meter)
-            if done % tc.eval_every == 0 or done == tc.steps:
-                check_finite(*previous)
-                _validate(run, state, done, history, bar, clock, show)
-                if meter:
-                    meter.pause()  # evaluation time is not training throughput
-            if done % tc.checkpoint_every == 0 or done == end:
-                check_finite(*previous)  # never save a broken state
-                _save(run, state, done, clock)
-    except KeyboardInterrupt:
-        bar.close()
-        _save(run, state, int(state["step"]), clock)
-        run.mgr.wait_until_finished()
-        raise RunError(f"interrupted at step {int(state['step'])}; saved. Continue with "
-                       f"--name {run.run_dir.name} --out {run.run_dir.parent} --resume") from None
-    finally:
-        feed.close()
-        with clock("checkpoint"):
-            run.mgr.wait_until_finished()
-        bar.close()
+    hint = f"Continue with --name {run.run_dir.name} --out {run.run_dir.parent} --resume"
+    with contextlib.nullcontext(asked) if asked is not None else stop_requests() as asked:
+        try:
+            for step in bar:
+                batch, waited = feed.next()
+                clock.add("data", waited)
+                state, metrics = step_fn(state, batch)
+                if previous is not None:  # check the step before: this one is already queued
+                    check_finite(*previous)
+                done = step + 1
+                previous = (metrics, names, done)
+                if meter and not meter.running:  # time throughput from the end of the first step
+                    metrics["loss"].block_until_ready()
+                    meter.start()
+                elif meter:
+                    meter.count()
+                if done % 10 == 0 or done == end:
+                    _log_loss(metrics, done, history, bar, meter)
+                if done % tc.eval_every == 0 or done == tc.steps:
+                    check_finite(*previous)
+                    _validate(run, state, done, history, bar, clock, show)
+                    if meter:
+                        meter.pause()  # evaluation time is not training throughput
+                if done % tc.checkpoint_every == 0 or done == end:
+                    check_finite(*previous)  # never save a broken state
+                    _save(run, state, done, clock)
+                if asked and done < end:  # SIGTERM or Ctrl-C: stop here, between two steps
+                    check_finite(*previous)
+                    bar.close()
+                    _save(run, state, done, clock)
+                    checkpoint.wait(run.mgr)
+                    raise RunError(f"stopped by {asked[0]} after step {done}; saved. {hint}")
+        except KeyboardInterrupt:  # a second Ctrl-C: out now, saving the last whole step
+            bar.close()
+            try:
+                _save(run, state, int(state["step"]), clock)
+                checkpoint.wait(run.mgr)
+            except Exception:  # noqa: BLE001: caught mid-step, the state was given to the step
+                raise RunError(f"interrupted in the middle of a step; the last checkpoint is "
+                               f"step {max(run.mgr.all_steps(), default=0)}. {hint}") from None
+            raise RunError(f"interrupted at step {int(state['step'])}; saved. {hint}") from None
+        finally:
+            feed.close()
+            bar.close()
+            with clock("checkpoint"):
+                finishing = sys.exc_info()[1]
+                try:
+                    checkpoint.wait(run.mgr)
+                except checkpoint.CheckpointError:
+                    if finishing is None:  # else the error already on its way says more
+                        raise
     if previous is not None:
         check_finite(*previous)
     return state
+
+
+@contextlib.contextmanager
+def stop_requests() -> Iterator[list[str]]:
+    """SIGTERM (what `timeout` and cluster schedulers send) and a first Ctrl-C ask the loop to
+    save and stop at the next step boundary; a second Ctrl-C interrupts at once. Yields the
+    list the signals' names are added to. Only the main thread can take signals: elsewhere
+    the list stays empty and the signals keep their usual handling."""
+    asked: list[str] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield asked
+        return
+
+    def ask(signum, frame):
+        if signum == signal.SIGINT and "SIGINT" in asked:
+            raise KeyboardInterrupt
+        asked.append(signal.Signals(signum).name)
+
+    before = {sig: signal.signal(sig, ask) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield asked
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
 
 
 def _meter(run: Run) -> Throughput:
