@@ -7,12 +7,12 @@ Static batching (inference.generate) starts a batch together and keeps every row
 until the longest is done. Here each of `slots` rows is a decode slot; every
 `step()`:
 
-  1. admits queued requests, oldest first, into free slots: prefill of the prompt,
-     right-padded to the smallest bucket that holds it, written into the slot's
-     cache; its first token comes from the prefill's logits;
+  1. admits queued requests, oldest first, into free slots (`admit`, the scheduler's
+     first half): prefill of the prompt, right-padded to the smallest bucket that holds
+     it, written into the slot's cache; its first token comes from the prefill's logits;
   2. runs one decode step for all slots together (free slots take no step);
-  3. finishes requests at max_new_tokens or at a stop sequence, freeing their slots
-     for the next step's admissions.
+  3. finishes requests at max_new_tokens or at a stop sequence (`retire`, its second
+     half), freeing their slots for the next step's admissions.
 
 Every program is compiled at start-up: one prefill per bucket and one decode, so the
 number of programs is len(buckets) + 1 whatever the traffic. A request draws its
@@ -28,6 +28,7 @@ from __future__ import annotations
 import collections
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -135,6 +136,48 @@ class ContiguousKV:
         return self.slots * self.max_len * per, sum(lengths) * per
 
 
+def admit(queue: collections.deque, active: list, kv, budget: Callable[[Request], int]
+          ) -> list[tuple[int, tuple[Request, float]]]:
+    """The scheduler's first half (lesson 09's build exercise 9.8 writes it): the waiting
+    (request, submitted) entries that start now, each with its free slot. Oldest first and
+    none overtakes: when the oldest does not fit the memory (kv.can_admit), the rest wait
+    behind it. Each is taken off `queue` and its memory reserved (kv.admit) before the next
+    is asked about."""
+    started = []
+    for slot in [i for i, s in enumerate(active) if s is None]:
+        if not queue:
+            break
+        request = queue[0][0]
+        n, b = len(request.prompt), budget(request)
+        if not kv.can_admit(n, b):
+            break  # oldest first: later requests wait behind it rather than overtake
+        kv.admit(slot, n, b)
+        started.append((slot, queue.popleft()))
+    return started
+
+
+def retire(active: list, kv) -> list[tuple[int, "_Slot", str]]:
+    """The scheduler's second half (exercise 9.9): end every active request whose output ends
+    with one of its stop sequences ("stop", the sequence cut off) or fills its budget
+    ("length"); free its slot (active[slot] = None) and its memory (kv.release)."""
+    done = []
+    for slot, s in enumerate(active):
+        if s is None:
+            continue
+        cut = cut_at_stop(s.out, s.request.stop)
+        if cut is not None:
+            del s.out[cut:]
+            finish = "stop"
+        elif len(s.out) >= s.budget:
+            finish = "length"
+        else:
+            continue
+        active[slot] = None
+        kv.release(slot)
+        done.append((slot, s, finish))
+    return done
+
+
 @dataclass
 class _Slot:
     request: Request
@@ -224,51 +267,35 @@ class Engine:
         # Token i is fed back at position n + i - 1; the last one is never fed back.
         return min(request.max_new_tokens, self.max_len - len(request.prompt) + 1)
 
-    def _finish(self, slot: int, reason: str, now: float) -> Completion:
-        s = self.active[slot]
-        c = s.completion
-        c.tokens, c.finish, c.finished = np.array(s.out, np.int32), reason, now
-        self.active[slot] = None
-        self.kv.release(slot)
-        return c
-
-    def _after_token(self, slot: int, token: int, now: float) -> Completion | None:
-        s = self.active[slot]
-        s.out.append(token)
-        cut = cut_at_stop(s.out, s.request.stop)
-        if cut is not None:
-            del s.out[cut:]
-            return self._finish(slot, "stop", now)
-        if len(s.out) >= s.budget:
-            return self._finish(slot, "length", now)
-        return None
-
-    def _admit(self) -> list[Completion]:
+    def _start(self) -> list[Completion]:
+        """Prefill every request `admit` starts; those done at their first token finish here."""
         done = []
-        while self.queue and None in self.active:
-            request, submitted = self.queue[0]
-            n, budget = len(request.prompt), self._budget(request)
-            if not self.kv.can_admit(n, budget):
-                break  # oldest first: later requests wait behind it rather than overtake
-            self.queue.popleft()
-            slot = self.active.index(None)
-            self.kv.admit(slot, n, budget)
-            bucket = next(b for b in self.buckets if b >= n)
-            tokens = np.zeros((1, bucket), np.int32)  # [1, bucket], right-padded
-            tokens[0, :n] = request.prompt
-            first, self.kv.state = self._prefill[bucket](
-                self.params, self.kv.state, tokens, np.array([n], np.int32), np.int32(slot),
-                np.int32(request.seed), *self.kv.prefill_aux(slot))
-            now = time.perf_counter()
-            self.active[slot] = _Slot(request, budget, n, completion=Completion(
-                request.id, np.zeros(0, np.int32), "", "", submitted, now))
-            if (c := self._after_token(slot, int(first[0]), now)) is not None:
-                done.append(c)
+        while started := admit(self.queue, self.active, self.kv, self._budget):
+            for slot, (request, submitted) in started:
+                n = len(request.prompt)
+                bucket = next(b for b in self.buckets if b >= n)
+                tokens = np.zeros((1, bucket), np.int32)  # [1, bucket], right-padded
+                tokens[0, :n] = request.prompt
+                first, self.kv.state = self._prefill[bucket](
+                    self.params, self.kv.state, tokens, np.array([n], np.int32), np.int32(slot),
+                    np.int32(request.seed), *self.kv.prefill_aux(slot))
+                self.active[slot] = _Slot(request, self._budget(request), n, [int(first[0])],
+                                          Completion(request.id, np.zeros(0, np.int32), "", "",
+                                                     submitted, time.perf_counter()))
+            done += self._retire()  # its slot is free again for the next admit
+        return done
+
+    def _retire(self) -> list[Completion]:
+        now, done = time.perf_counter(), []
+        for _, s, finish in retire(self.active, self.kv):
+            c = s.completion
+            c.tokens, c.finish, c.finished = np.array(s.out, np.int32), finish, now
+            done.append(c)
         return done
 
     def step(self) -> list[Completion]:
         """Admit what fits, then one decode step for every active slot; the requests that finished."""
-        done = self._admit()
+        done = self._start()
         live = [i for i, s in enumerate(self.active) if s is not None]
         if not live:
             return done
@@ -283,13 +310,11 @@ class Engine:
         new, self.kv.state = self._decode(self.params, self.kv.state, tokens[:, None], n_valid,
                                           seeds, counts, *self.kv.decode_aux(lengths))
         new = np.asarray(new)
-        now = time.perf_counter()
         self.steps += 1
         for i in live:
             self.active[i].length += 1
-            if (c := self._after_token(i, int(new[i]), now)) is not None:
-                done.append(c)
-        return done
+            self.active[i].out.append(int(new[i]))
+        return done + self._retire()
 
     def _track_memory(self) -> None:
         self._memory += self.kv.memory([s.length + 1 for s in self.active if s is not None])

@@ -5,6 +5,7 @@ import dataclasses
 import importlib
 import types
 
+import numpy as np
 import pytest
 
 from shared import config as cfg
@@ -184,3 +185,98 @@ def test_the_answers_fsdp_is_the_benchmarks_fsdp_row():
     predicted = sharding.stack_prediction("fsdp", 64, 32, 2, mesh, "float32")
     assert sum(c.bytes_sent for c in found) == sum(c.bytes_sent for c in predicted), \
         f"the plugged FSDP row sends {collectives.summarize(found)}, predicted {collectives.summarize(predicted)}"
+
+
+def _watched(piece, names):
+    """The piece with each named function counting its calls in `calls`."""
+    calls = []
+    wrap = lambda name: lambda *a, **k: calls.append(name) or getattr(piece, name)(*a, **k)
+    return types.SimpleNamespace(**{n: wrap(n) for n in names}), calls
+
+
+def test_the_answers_step_and_specs_run_the_real_job(corpus, tmp_path):
+    """Lessons 03 and 06: the training job compiles the answers' step (one device) and places
+    a sharded run by the answers' specs; either way it trains as the core does."""
+    mc = cfg.preset("tiny").model
+    tc = dataclasses.replace(cfg.preset("tiny").train, steps=12, eval_every=12,
+                             checkpoint_every=12, warmup_steps=2)
+    answers = mine.pieces(solutions=True)
+    core = train.train(mc, tc, tmp_path / "core", data_path=corpus, progress=False)
+    step_piece, calls = _watched(answers["step"], ("make_step", "remat"))
+    with mine.plugged_in({"step": step_piece}, mc):
+        ours = train.train(mc, tc, tmp_path / "ours", data_path=corpus, progress=False)
+    assert "make_step" in calls, "the training job did not build the answers' step"
+    losses = lambda r: [h["loss"] for h in r.history if "loss" in h]
+    np.testing.assert_allclose(losses(ours), losses(core), rtol=1e-5,
+                               err_msg="the answers' step trains differently from the core's")
+
+    import jax
+    from shared import sharding
+    from shared.train import step as train_step
+    mesh = sharding.strategy_mesh("fsdp", jax.devices()[:8])
+    placement = train_step.Placement(mesh, "fsdp")
+    want = placement.state(train_step.abstract_state(mc, tc), tc)["params"]
+    specs_piece, calls = _watched(answers["specs"], ("param_specs", "activation_spec"))
+    with mine.plugged_in({"specs": specs_piece}, mc):
+        got = placement.state(train_step.abstract_state(mc, tc), tc)["params"]
+        sharded = train.train(mc, dataclasses.replace(tc, steps=4), tmp_path / "fsdp",
+                              data_path=corpus, progress=False, placement=placement)
+    assert {"param_specs", "activation_spec"} <= set(calls), f"the sharded job called only {set(calls)}"
+    assert jax.tree.map(lambda a, b: a.spec == b.spec, got, want) == jax.tree.map(lambda _: True, want)
+    assert np.isfinite(sharded.history[-1].get("loss", sharded.history[-1].get("val_loss")))
+
+
+def test_the_answers_decode_and_scheduler_serve_the_cores_tokens():
+    """Lesson 09: generation and the engine on the answers' cached forward and scheduler give
+    the core's greedy tokens."""
+    import jax
+
+    from shared import engine, inference, model as core_model
+    from shared.config import FAST, ModelConfig
+
+    config = ModelConfig(vocab_size=64, seq_len=64, d_model=32, n_layers=2, n_heads=4, d_ff=64, **FAST)
+    params = core_model.init(config, jax.random.key(0))
+    rng = np.random.default_rng(0)
+    prompts = [rng.integers(0, 64, n).astype(np.int32) for n in (5, 11, 3, 8, 7)]
+    requests = lambda: [engine.Request(i, p, max_new_tokens=6 + i) for i, p in enumerate(prompts)]
+    tokens = lambda done: {c.id: c.tokens.tolist() for c in done}
+    want_gen = inference.generate(params, config, prompts[:2], 6)
+    want_eng = tokens(engine.Engine(params, config, slots=2, max_len=32).run(requests()))
+    answers = mine.pieces(solutions=True)
+    decode, calls = _watched(answers["decode"], ("extend",))
+    scheduler, more = _watched(answers["scheduler"], ("admit", "retire"))
+    with mine.plugged_in({"decode": decode, "scheduler": scheduler}, config):
+        got_gen = inference.generate(params, config, prompts[:2], 6)
+        got_eng = tokens(engine.Engine(params, config, slots=2, max_len=32).run(requests()))
+    assert {"extend"} <= set(calls) and {"admit", "retire"} <= set(more), \
+        f"serving called {set(calls) | set(more)} of the answers' pieces"
+    assert [list(map(int, a)) for a in got_gen] == [list(map(int, a)) for a in want_gen]
+    assert got_eng == want_eng
+
+
+def test_the_answers_kernel_and_profile_reader_are_what_the_benchmarks_run(tmp_path):
+    """Lessons 08 and 10: the "pallas" attention runs the answers' forward kernel (with the
+    core's backward), and the profile report reads the trace with the answers' reader."""
+    import jax
+    import jax.numpy as jnp
+
+    from shared import attention, profiling
+
+    answers = mine.pieces(solutions=True)
+    q = jax.random.normal(jax.random.key(0), (1, 128, 2, 16))
+    want = attention.attention(q, q, q, causal=True, impl="reference")
+    kernel, calls = _watched(answers["kernel"], ("flash_forward",))
+    with mine.plugged_in({"kernel": kernel}):
+        got = attention.attention(q, q, q, causal=True, impl="pallas")
+    assert calls, "the pallas attention did not run the answers' kernel"
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=1e-5)
+
+    f = jax.jit(lambda a: jnp.tanh(a @ a))
+    a = jnp.ones((64, 64))
+    f(a).block_until_ready()
+    with profiling.trace(tmp_path):
+        f(a).block_until_ready()
+    reader, calls = _watched(answers["profile"], ("op_times", "categorize", "breakdown", "summarize"))
+    with mine.plugged_in({"profile": reader}):
+        profiling.summarize(tmp_path, steps=1, hlo=f.lower(a).compile().as_text())
+    assert "summarize" in calls, "the profile report did not use the answers' reader"

@@ -10,8 +10,10 @@ import jax
 import jax.numpy as jnp
 
 from shared import attention as attn_lib
+from shared.course import mine
 from shared.timing import timeit
 
+COMMAND = "python -m shared.bench attention"  # its pieces: shared.course.mine.BUILDS
 HELP = "causal attention forward for S = 512..16384: time, temp memory, error vs reference, per impl"
 
 GiB, MiB = 2**30, 2**20
@@ -40,6 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pallas-max", type=int,
                         help="largest S for pallas (default 2048 on a CPU, where it is interpreted)")
     parser.add_argument("--runs", type=int, default=3, help="timed runs per point (median reported)")
+    mine.add_switch(parser)
 
 
 def free_memory() -> int:
@@ -120,28 +123,32 @@ def run(args: argparse.Namespace) -> None:
              f"{'temp MiB':>10} {'max err':>9}  note"
     print(header)
     print("-" * len(header))
-    keys = jax.random.split(jax.random.key(0), 3)
-    for S in cfg["sizes"]:
-        q = jax.random.normal(keys[0], (B, S, H, D), dtype)
-        k = jax.random.normal(keys[1], (B, S, K, D), dtype)
-        v = jax.random.normal(keys[2], (B, S, K, D), dtype)
-        reference_time = None
-        for impl, fn in candidates(args.impls, device.platform).items():
-            label = impl + (" (interpret)" if impl == "pallas" and interpreted else "")
-            if impl == "pallas" and S > cfg["pallas_max"]:
-                continue
-            try:
-                row = measure(fn, q, k, v, budget=budget, runs=args.runs)
-            except Exception as e:  # one failing impl must not end an unattended run
-                row = {"note": f"failed: {type(e).__name__}: {str(e).splitlines()[0][:120]}"}
-            if impl == "reference":
-                reference_time = row.get("time")
-            t = row.get("time")
-            cells = [f"{t * 1e3:10.1f}" if t else f"{'-':>10}",
-                     f"{causal_flops(B, S, H, D) / t / 1e12:8.3g}" if t else f"{'-':>8}",
-                     f"{reference_time / t:7.2f}x" if t and reference_time else f"{'-':>8}",
-                     f"{row['temp'] / MiB:10.1f}" if "temp" in row else f"{'-':>10}",
-                     f"{row['error']:9.1e}" if "error" in row else f"{'-':>9}"]
-            print(f"{S:>6} {label:<20} {' '.join(cells)}  {row['note']}", flush=True)
-        del q, k, v
+    pieces = mine.chosen(args, COMMAND)
+    if args.mine or args.solutions:
+        print("your pieces: " + mine.describe(pieces, args.solutions, COMMAND) + " (the pallas rows)")
+    with mine.plugged_in(pieces):
+        keys = jax.random.split(jax.random.key(0), 3)
+        for S in cfg["sizes"]:
+            q = jax.random.normal(keys[0], (B, S, H, D), dtype)
+            k = jax.random.normal(keys[1], (B, S, K, D), dtype)
+            v = jax.random.normal(keys[2], (B, S, K, D), dtype)
+            reference_time = None
+            for impl, fn in candidates(args.impls, device.platform).items():
+                label = impl + (" (interpret)" if impl == "pallas" and interpreted else "")
+                if impl == "pallas" and S > cfg["pallas_max"]:
+                    continue
+                try:
+                    row = measure(fn, q, k, v, budget=budget, runs=args.runs)
+                except Exception as e:  # one failing impl must not end an unattended run
+                    row = {"note": f"failed: {type(e).__name__}: {str(e).splitlines()[0][:120]}"}
+                if impl == "reference":
+                    reference_time = row.get("time")
+                t = row.get("time")
+                cells = [f"{t * 1e3:10.1f}" if t else f"{'-':>10}",
+                         f"{causal_flops(B, S, H, D) / t / 1e12:8.3g}" if t else f"{'-':>8}",
+                         f"{reference_time / t:7.2f}x" if t and reference_time else f"{'-':>8}",
+                         f"{row['temp'] / MiB:10.1f}" if "temp" in row else f"{'-':>10}",
+                         f"{row['error']:9.1e}" if "error" in row else f"{'-':>9}"]
+                print(f"{S:>6} {label:<20} {' '.join(cells)}  {row['note']}", flush=True)
+            del q, k, v
     print(f"({time.perf_counter() - start:.0f} s in all)")

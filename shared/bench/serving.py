@@ -20,8 +20,10 @@ import numpy as np
 
 from shared import engine, inference, model, paged
 from shared.config import FAST, ConfigError, ModelConfig
+from shared.course import mine
 from shared.train import load_params
 
+COMMAND = "python -m shared.bench serving"  # its pieces: shared.course.mine.BUILDS
 HELP = "static vs continuous batching, contiguous vs paged KV cache, on a replayed workload"
 
 
@@ -113,6 +115,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--max-len", type=int, help="cache positions per slot, a multiple of 16 "
                         "(default: the model's context; 256 with random weights)")
     parser.add_argument("--seed", type=int, default=0)
+    mine.add_switch(parser)
 
 
 def load(args) -> tuple[ModelConfig, dict]:
@@ -133,7 +136,12 @@ def run(args) -> None:
         raise ConfigError(f"--max-len {max_len} must be a multiple of 16 and at most the "
                           f"model's context {config.seq_len}")
     requests = workload(args.requests, max_len, args.seed)
-    static, cont, pag, ce, pe = compare(params, config, requests, args.slots, max_len)
+    pieces = mine.chosen(args, COMMAND)
+    if args.mine or args.solutions:
+        print("your pieces: " + mine.describe(pieces, args.solutions, COMMAND)
+              + " (the paged engine keeps the core's cached forward: yours takes a contiguous cache)")
+    with mine.plugged_in(pieces, config):
+        static, cont, pag, ce, pe = compare(params, config, requests, args.slots, max_len)
     for r in (static, cont, pag):
         print(r.row())
     print(memory_row("contiguous reservation", *ce.mean_memory))

@@ -3,6 +3,7 @@ precision, with remat off and on; then where the time of a short real run goes (
 
     python -m shared.bench train                      # small preset on a CPU, 125m on an accelerator
     python -m shared.bench train --preset tiny --steps 3 --dtype float32
+    python -m shared.bench train --preset tiny --profile 3   # and where a step's time goes
 
 MFU (shared.roofline.mfu) = model FLOPs per step (6 * matmul params + attention,
 shared.model.train_flops_per_token, times tokens) / step time / peak FLOP/s of the compute
@@ -23,8 +24,10 @@ import jax
 import numpy as np
 
 from shared import config as cfg
-from shared import hardware, host_memory, model, roofline, train
+from shared import hardware, host_memory, model, profiling, roofline, train
+from shared.course import mine
 
+COMMAND = "python -m shared.bench train"  # its pieces: shared.course.mine.BUILDS
 HELP = "training step tokens/s, MFU and peak memory (float32 / bf16, remat off / on) and goodput"
 
 
@@ -41,6 +44,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--goodput-steps", type=int, default=None,
                         help="steps of the real run timed for goodput (default 6 on a CPU, 50 on an "
                         "accelerator; 0 to skip)")
+    parser.add_argument("--profile", type=int, default=0, metavar="STEPS",
+                        help="also trace this many steps of the first setting and print where the "
+                        "time goes, kind by kind and op by op (shared.profiling; default 0: no)")
+    mine.add_switch(parser)
 
 
 def synthetic_batch(B: int, S: int, vocab: int) -> dict[str, jax.Array]:
@@ -82,6 +89,23 @@ def measure(mc: cfg.ModelConfig, tc: cfg.TrainConfig, steps: int) -> Measurement
     # The median: one step slowed by another process on a shared host does not move it.
     return Measurement(statistics.median(times), compile_s, memory.argument_size_in_bytes + memory.temp_size_in_bytes,
                        memory.temp_size_in_bytes, faults)
+
+
+def profile(mc: cfg.ModelConfig, tc: cfg.TrainConfig, steps: int) -> None:
+    """Trace `steps` steps of the loop's step (after an untimed one, outside the trace) and
+    print the time per kind of work and the top ops, read from the trace with the compiled
+    program's text."""
+    state = train.init_state(mc, tc)
+    batch = synthetic_batch(tc.batch_size, mc.seq_len, mc.vocab_size)
+    step = train.make_step(mc, tc).lower(state, batch).compile()
+    state, metrics = step(state, batch)
+    jax.block_until_ready(metrics)  # the warm-up step ends before the trace starts
+    with tempfile.TemporaryDirectory() as folder:
+        with profiling.trace(folder):
+            for _ in range(steps):
+                state, metrics = step(state, batch)
+            jax.block_until_ready(metrics)
+        profiling.summarize(folder, top=10, steps=steps, hlo=step.as_text())
 
 
 def goodput_run(mc: cfg.ModelConfig, tc: cfg.TrainConfig, steps: int) -> dict[str, float]:
@@ -134,6 +158,14 @@ def run(args) -> None:
           "peak MiB = arguments (parameters, AdamW moments, batch) + temporaries, from the "
           "compiled step's memory analysis.\n"
           "faults/step = minor page faults per step: first touches of memory the step allocated afresh.")
+    if args.profile:
+        mc = dataclasses.replace(mc0, dtype=args.dtype or "float32", remat=args.remat or "none")
+        pieces = mine.chosen(args, COMMAND)
+        print(f"\nwhere the time of a {mc.dtype} step goes, over {args.profile} traced steps"
+              + (f" ({mine.describe(pieces, args.solutions, COMMAND)})" if args.mine or args.solutions else "")
+              + ":")
+        with mine.plugged_in(pieces):
+            profile(mc, tc, args.profile)
     goodput_steps = args.goodput_steps if args.goodput_steps is not None else (50 if accelerator else 6)
     if goodput_steps:
         mc = dataclasses.replace(mc0, dtype=args.dtype or mc0.dtype, remat=args.remat or "none")

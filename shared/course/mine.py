@@ -30,6 +30,7 @@ import jax
 import numpy as np
 
 from shared import attention, model, roofline, sharding, timing
+from shared.train import step
 from shared.config import Error, ModelConfig
 from shared.course import ROOT
 from shared.course.pytest_plugin import load_module
@@ -61,11 +62,16 @@ class Build:
     topic: str  # the file, without .py
     functions: tuple[str, ...]  # what the core calls on it
     what: str  # for the learner
-    runs: str  # the command that runs a real job on it
+    commands: tuple[str, ...]  # the commands whose job runs on it (with --mine)
     plugs: tuple[Plug, ...] = ()  # where it goes (model and attention are passed, not swapped)
+    example: str = ""  # flags that show it off, after --mine
 
     def path(self, solutions: bool = False) -> Path:
         return ROOT / ("solutions" if solutions else "exercises") / self.lesson / f"{self.topic}.py"
+
+    @property
+    def runs(self) -> str:
+        return f"{self.commands[0]} --mine{' ' + self.example if self.example else ''}"
 
 
 def _rows_get(piece: ModuleType) -> Callable:
@@ -95,32 +101,77 @@ def _verdict(field: str) -> Callable[[ModuleType], property]:
         piece.roofline_point(a.cost, a.chip, a.dtype, a.measured_s), field))
 
 
+def _by_strategy(name: str) -> Callable[[ModuleType], Callable]:
+    """Your param_specs or activation_spec, given the strategy by name as the exercise asks."""
+    return lambda piece: lambda first, strategy: getattr(piece, name)(
+        tuple(first) if name == "activation_spec" else first, sharding.get_strategy(strategy).name)
+
+
 def _stack_forward(piece: ModuleType) -> Callable:
     core = sharding.stack_forward  # read before the swap: the core's, for the other strategies
     return lambda x, ws, strategy, mesh: (piece.fsdp_forward(x, ws, mesh) if strategy == "fsdp"
                                           else core(x, ws, strategy, mesh))
 
 
-TRAIN = "python -m shared.train --mine"
+def _make_step(piece: ModuleType) -> Callable:
+    core = step.make_step
+    return lambda mc, tc, placement=step.Placement(), net=model: (
+        piece.make_step(mc, tc, net) if placement.mesh is None  # the exercise's step is one device's
+        else core(mc, tc, placement, net))
+
+
+def _given(name: str) -> Callable[[ModuleType], Callable]:
+    return lambda piece: getattr(piece, name)
+
+
+TRAIN, GENERATE = "python -m shared.train", "python -m shared.generate"
 BUILDS = (
     Build("model", "01_llm_from_scratch", "build_model", ("init", "forward", "loss_sums"),
-          "the model and its loss, from einsums", TRAIN),
-    Build("attention", "05_attention", "build_flash", ("flash_attention",),
-          "flash attention, forward and backward", TRAIN),
-    Build("loader", "07_training_end_to_end", "build_loader", ("pack_rows", "batch_indices"),
-          "packed rows and a resumable batch order", TRAIN,
-          (Plug("shared.data:Rows.get", _rows_get),
-           Plug("shared.pipeline:Loader.indices", _loader_indices))),
+          "the model and its loss, from einsums", (TRAIN,)),
     Build("roofline", "02_single_chip_performance", "build_roofline",
           ("cost", "timeit", "roofline_point"), "a roofline point: compiled cost, timing, verdict",
-          "python -m shared.bench roofline --mine",
+          ("python -m shared.bench roofline",),
           (Plug("shared.roofline:cost", _cost), Plug("shared.roofline:timeit", _timeit),
            *(Plug(f"shared.roofline:Analysis.{f}", _verdict(f))
              for f in ("intensity", "ridge", "bound", "bound_s", "fraction")))),
+    Build("specs", "03_sharding_collectives", "build_specs", ("param_specs", "activation_spec"),
+          "how every weight and activation is split over the devices", (TRAIN,),
+          (Plug("shared.sharding:param_specs", _by_strategy("param_specs")),
+           Plug("shared.sharding:activation_spec", _by_strategy("activation_spec"))),
+          "--devices 8 --strategy fsdp"),
     Build("fsdp", "04_sharding_strategies", "build_fsdp", ("fsdp_matmul", "fsdp_forward"),
           "FSDP by hand in shard_map: gather before use, reduce-scatter the gradient",
-          "python -m shared.bench sharding --mine",
+          ("python -m shared.bench sharding",),
           (Plug("shared.sharding:stack_forward", _stack_forward),)),
+    Build("attention", "05_attention", "build_flash", ("flash_attention",),
+          "flash attention, forward and backward", (TRAIN,)),
+    Build("step", "06_optimised_training", "build_step", ("make_step", "remat"),
+          "the training step: mixed precision, remat, donation, accumulation", (TRAIN,),
+          (Plug("shared.train.loop:make_step", _make_step),
+           Plug("shared.backward:remat", _given("remat"))),
+          "--dtype bfloat16 --remat full"),
+    Build("loader", "07_training_end_to_end", "build_loader", ("pack_rows", "batch_indices"),
+          "packed rows and a resumable batch order", (TRAIN,),
+          (Plug("shared.data:Rows.get", _rows_get),
+           Plug("shared.pipeline:Loader.indices", _loader_indices))),
+    Build("profile", "08_profiling_naive_inference", "build_profile",
+          ("op_times", "categorize", "breakdown", "summarize"),
+          "the profile reader: time per op and per kind of work", ("python -m shared.bench train",),
+          tuple(Plug(f"shared.profiling:{f}", _given(f))
+                for f in ("op_times", "categorize", "breakdown", "summarize")),
+          "--preset tiny --profile 3"),
+    Build("decode", "09_efficient_inference", "build_decode", ("extend",),
+          "the KV-cached forward for prefill and decode", (GENERATE, "python -m shared.bench serving"),
+          (Plug("shared.inference:extend", _given("extend")),),
+          "--checkpoint runs/tiny --kv-cache"),
+    Build("scheduler", "09_efficient_inference", "build_decode", ("admit", "retire"),
+          "continuous batching: who starts, who finishes", ("python -m shared.bench serving",),
+          (Plug("shared.engine:admit", _given("admit")), Plug("shared.engine:retire", _given("retire")))),
+    Build("kernel", "10_pallas_aot", "build_pallas", ("flash_forward",),
+          "flash attention's forward pass as a Pallas kernel",
+          (TRAIN, "python -m shared.bench attention"),
+          (Plug("shared.flash_pallas:flash_forward", _given("flash_forward")),),
+          "--attention pallas"),
 )
 
 
@@ -159,7 +210,7 @@ def pieces(solutions: bool = False, command: str | None = None) -> dict[str, Mod
 
 
 def _for(command: str | None) -> list[Build]:
-    return [b for b in BUILDS if command is None or b.runs.removesuffix(" --mine") == command]
+    return [b for b in BUILDS if command is None or command in b.commands]
 
 
 def add_switch(parser: argparse.ArgumentParser) -> None:
@@ -186,8 +237,8 @@ def plugged_in(loaded: dict[str, ModuleType], config: ModelConfig | None = None)
     restore = [plug.swap(loaded[b.piece]) for b in BUILDS if b.piece in loaded for plug in b.plugs]
     if "attention" in loaded:
         attention.plug(config.attention, loaded["attention"].flash_attention)
-    elif restore:
-        jax.clear_caches()
+    if loaded:
+        _forget()
     try:
         yield loaded.get("model", model)
     finally:
@@ -195,8 +246,14 @@ def plugged_in(loaded: dict[str, ModuleType], config: ModelConfig | None = None)
             put_back()
         if "attention" in loaded:
             attention.plug(config.attention, None)
-        elif restore:
-            jax.clear_caches()
+        if loaded:
+            _forget()
+
+
+def _forget() -> None:
+    """Drop every traced program and cached builder, so that no job runs a stale piece."""
+    jax.clear_caches()
+    step.forget()
 
 
 def describe(loaded: dict[str, ModuleType], solutions: bool = False,

@@ -16,8 +16,12 @@ from pathlib import Path
 
 from shared import checkpoint, data, quant
 from shared.config import Error
+from shared.course import mine
 from shared.generate import generate_all
 from shared.train import load_params
+
+
+COMMAND = "python -m shared.generate"  # its pieces: shared.course.mine.BUILDS
 
 
 def read_prompts(args) -> list[str]:
@@ -53,6 +57,7 @@ def parser() -> argparse.ArgumentParser:
                       help="recompute the whole window per token (the default)")
     p.add_argument("--int8", action="store_true",
                    help="int8 weights (per-channel absmax); with --naive, their float values")
+    mine.add_switch(p)
     return p
 
 
@@ -74,9 +79,16 @@ def main(argv: list[str] | None = None) -> int:
             params = quant.quantize_params(params)
             if not args.kv_cache:
                 params = quant.dequantize_params(params)
-        results = generate_all(params, mc, [data.encode(t) for t in texts], max_new_tokens=args.max_new_tokens,
-                               kv_cache=args.kv_cache, temperature=args.temperature,
-                               top_k=args.top_k or None, top_p=args.top_p, seed=args.seed)
+        pieces = mine.chosen(args, COMMAND)
+        if (args.mine or args.solutions) and not args.kv_cache:
+            raise Error("--mine runs your cached forward: add --kv-cache")
+        if args.mine or args.solutions:
+            print("your pieces: " + mine.describe(pieces, args.solutions, COMMAND), file=sys.stderr)
+        with mine.plugged_in(pieces, mc):
+            results = generate_all(params, mc, [data.encode(t) for t in texts],
+                                   max_new_tokens=args.max_new_tokens, kv_cache=args.kv_cache,
+                                   temperature=args.temperature, top_k=args.top_k or None,
+                                   top_p=args.top_p, seed=args.seed)
         if len(results) == 1 and results[0][1]:
             raise Error(results[0][1].replace("prompt 1 is", "the prompt is"))
     except Error as e:

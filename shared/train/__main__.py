@@ -20,15 +20,15 @@ from pathlib import Path
 
 import jax
 
-from shared import checkpoint, data, devices, hardware, host_memory, model, sampling, sharding
+from shared import attention, checkpoint, data, devices, hardware, host_memory, model, sampling, sharding
 from shared import config as cfg
 from shared.course import mine
 from shared.train import Placement, RunError, train
 
-MODEL_FLAGS = ("dtype", "remat")  # flags that override the model config
+MODEL_FLAGS = ("dtype", "remat", "attention")  # flags that override the model config
 TRAIN_FLAGS = ("steps", "seed", "batch_size", "grad_accum")  # ... and the training config
 SAFE_ON_RESUME = ("steps", "keep_checkpoints")  # may change when a run is resumed
-SAFE_MODEL_ON_RESUME = ("remat", "mlp")  # what the backward pass keeps: the same maths
+SAFE_MODEL_ON_RESUME = ("remat", "mlp", "attention")  # how it is computed: the same maths
 SAMPLE = dict(temperature=0.8, top_k=40)  # the end-of-run sample's settings
 COMMAND = "python -m shared.train"  # its pieces: shared.course.mine.BUILDS
 
@@ -51,7 +51,7 @@ def resolve_config(args) -> tuple[cfg.ModelConfig, cfg.TrainConfig, str | None]:
             diffs.append(f"data: {data_path!r} -> {args.data!r}")
         if diffs:
             raise RunError(f"cannot resume {run_dir}: its config differs in {'; '.join(diffs)}")
-        return (dataclasses.replace(mc, remat=asked_mc.remat, mlp=asked_mc.mlp),
+        return (dataclasses.replace(mc, **{k: getattr(asked_mc, k) for k in SAFE_MODEL_ON_RESUME}),
                 dataclasses.replace(tc, steps=asked_tc.steps), data_path)
     p = cfg.preset(args.preset or "tiny")
     return (dataclasses.replace(p.model, **model_over), dataclasses.replace(p.train, **train_over),
@@ -94,6 +94,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", choices=["float32", "bfloat16"],
                    help="compute dtype; weights and optimizer state stay float32 (default: the preset's)")
     p.add_argument("--remat", choices=cfg.REMAT, help="what the backward pass recomputes (default none)")
+    p.add_argument("--attention", choices=list(attention.IMPLEMENTATIONS),
+                   help="attention implementation (default: the preset's, dense)")
     p.add_argument("--seed", type=int, help="initialisation and data order (default 0)")
     p.add_argument("--out", default="runs", help="folder for run folders (default runs)")
     p.add_argument("--name", help="run folder name under --out (default: the preset name)")

@@ -141,6 +141,14 @@ def make_step(mc: cfg.ModelConfig, tc: cfg.TrainConfig, placement: Placement = P
                    out_shardings=(state_sh, replicated))
 
 
+def forget() -> None:
+    """Drop the cached builders (make_step, the initialiser): their programs hold the
+    functions they traced, so a process that swaps a piece in (shared.course.mine) must
+    build them again."""
+    make_step.cache_clear()
+    _initializer.cache_clear()
+
+
 def make_train_step(mc: cfg.ModelConfig, tc: cfg.TrainConfig, net: ModuleType = model):
     """Lesson 01's form of the step: step(state, tokens, targets) -> (state, loss), every
     row one document. The loop uses make_step, which this wraps."""
