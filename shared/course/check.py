@@ -5,12 +5,20 @@ simulated devices, set before JAX starts) and prints, per lesson, the exercises
 whose tests all pass, and for each failing exercise the first one-line reason.
 An exercise is a public function of exercises/NN_slug/<topic>.py; its tests are the
 test_<function>* tests in test_<topic>.py beside it.
+
+It also checks your answers to each lesson's Problems (the end of its README), which
+you write into exercises/NN_slug/answers.py: a number counts as correct within 2% of the
+reference in solutions/NN_slug/answers.py, a word when it is the same word. The report
+says "correct", "wrong" or "not answered", never the reference value. `--problems`
+checks only those, in a second, without running any test.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import math
+import runpy
 import subprocess
 import sys
 import tempfile
@@ -61,10 +69,81 @@ class LessonReport:
     lesson: str
     exercises: dict[str, Outcome] = field(default_factory=dict)  # "topic.function" -> outcome
     error: str = ""  # the tests could not run at all
+    problems: ProblemReport | None = None  # the lesson's Problems, where it has them
+
+
+# ---- the Problems at the end of each lesson ----
+
+RTOL = 0.02  # a numeric answer within 2% of the reference is correct
+ANSWERS_FILE = "answers.py"  # exercises/NN_slug/answers.py: yours; solutions/NN_slug/answers.py: the reference
+VERDICTS = ("correct", "wrong", "not answered")
+
+
+@dataclass
+class ProblemReport:
+    lesson: str
+    verdicts: dict[int, str] = field(default_factory=dict)  # problem number -> one of VERDICTS
+    error: str = ""  # the answers file could not be read
+
+    @property
+    def correct(self) -> int:
+        return sum(v == "correct" for v in self.verdicts.values())
+
+
+def read_answers(path: Path) -> dict[int, object]:
+    """The ANSWERS dict of an answers file (it is run: expressions are allowed)."""
+    try:
+        namespace = runpy.run_path(str(path))
+    except Exception as e:  # the learner's file: any error is reported in one line
+        raise Error(f"{path.relative_to(ROOT)} does not run: {type(e).__name__}: {one_line(str(e))}") from None
+    answers = namespace.get("ANSWERS")
+    if not isinstance(answers, dict):
+        raise Error(f"{path.relative_to(ROOT)} has no ANSWERS dict")
+    return answers
+
+
+def judge(given: object, reference: object) -> str:
+    """"correct", "wrong" or "not answered"; a reference is a number or a lower-case word."""
+    if given is None:
+        return "not answered"
+    if isinstance(reference, str):
+        return "correct" if isinstance(given, str) and given.strip().lower() == reference else "wrong"
+    if isinstance(given, bool) or not isinstance(given, (int, float)) or not math.isfinite(given):
+        return "wrong"
+    return "correct" if abs(given - reference) <= RTOL * abs(reference) else "wrong"
+
+
+def check_problems(exercise_dir: Path, solutions: bool = False) -> ProblemReport | None:
+    """Your answers (or, with solutions, the reference's own) against the reference; None
+    for a lesson without problems."""
+    reference_file = ROOT / "solutions" / exercise_dir.name / ANSWERS_FILE
+    if not reference_file.exists():
+        return None
+    report = ProblemReport(exercise_dir.name)
+    try:
+        reference = read_answers(reference_file)
+        given = reference if solutions else read_answers(exercise_dir / ANSWERS_FILE)
+    except Error as e:
+        report.error = str(e)
+        return report
+    report.verdicts = {k: judge(given.get(k), reference[k]) for k in sorted(reference)}
+    return report
+
+
+def problems_line(p: ProblemReport) -> str:
+    """"3/5 problems correct; wrong: 2; not answered: 4, 5" (never the reference values)."""
+    if p.error:
+        return f"problems: {p.error}"
+    parts = [f"{p.correct}/{len(p.verdicts)} problems correct"]
+    for verdict in VERDICTS[1:]:
+        which = [str(k) for k, v in p.verdicts.items() if v == verdict]
+        if which:
+            parts.append(f"{verdict}: {', '.join(which)}")
+    return "; ".join(parts)
 
 
 def run_lesson(exercise_dir: Path, solutions: bool = False, timeout: float = 900) -> LessonReport:
-    report = LessonReport(exercise_dir.name)
+    report = LessonReport(exercise_dir.name, problems=check_problems(exercise_dir, solutions))
     for topic_file in sorted(exercise_dir.glob("*.py")):
         if topic_file.name.startswith(("test_", "conftest")) or topic_file.name == "__init__.py":
             continue
@@ -118,7 +197,26 @@ def print_report(reports: list[LessonReport]) -> None:
                 print(f"    {name}: no tests found")
             elif o.passed < o.tests:
                 print(f"    {name}: {o.passed}/{o.tests} tests pass; {o.reason}")
-    print(f"{'total':32s} {total_done}/{total} exercises pass")
+        if r.problems:
+            print(f"    {problems_line(r.problems)}")
+    print(f"{'total':32s} {total_done}/{total} exercises pass" + problems_total(r.problems for r in reports))
+
+
+def problems_total(problems) -> str:
+    problems = [p for p in problems if p]
+    if not problems:
+        return ""
+    return f", {sum(p.correct for p in problems)}/{sum(len(p.verdicts) for p in problems)} problems correct"
+
+
+def print_problems(problems: list[ProblemReport]) -> None:
+    for p in problems:
+        print(f"{p.lesson:32s} {problems_line(p)}")
+    print(f"{'total':32s}" + problems_total(problems).removeprefix(","))
+
+
+def problems_done(p: ProblemReport | None) -> bool:
+    return p is None or (not p.error and p.correct == len(p.verdicts))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,18 +224,24 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("lesson", nargs="?", help="lesson number, e.g. 01 (default: all)")
     parser.add_argument("--solutions", action="store_true", help="check the reference answers instead")
+    parser.add_argument("--problems", action="store_true",
+                        help="check only your answers to the lessons' Problems (exercises/NN_slug/answers.py)")
     args = parser.parse_args(argv)
     try:
         dirs = chosen(args.lesson)
     except Error as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if args.problems:
+        problems = [p for p in (check_problems(d, args.solutions) for d in dirs) if p]
+        print_problems(problems)
+        return 0 if all(problems_done(p) for p in problems) else 1
     reports = [run_lesson(d, args.solutions) for d in dirs]
     print_report(reports)
     if not args.solutions:
         print("\n" + "\n".join(mine.report()))
     return 0 if all(not r.error and all(o.tests and o.passed == o.tests for o in r.exercises.values())
-                    for r in reports) else 1
+                    and problems_done(r.problems) for r in reports) else 1
 
 
 if __name__ == "__main__":
