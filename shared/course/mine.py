@@ -269,11 +269,12 @@ def describe(loaded: dict[str, ModuleType], solutions: bool = False,
 
 
 def report() -> list[str]:
-    """'Your model' for python -m shared.check: each piece, whose it is, and what runs it."""
-    lines = ["your model:"]
+    """'Your model' for python -m shared.check: each piece, whose it is, and the command whose
+    real job runs on it (the core's pieces stand in for the ones not written yet)."""
+    yours = [b for b in BUILDS if written(b)]
+    lines = [f"your model: {len(yours)} of {len(BUILDS)} pieces are yours"]
     for b in BUILDS:
-        state = "yours" if written(b) else "not written yet"
-        lines.append(f"    {b.piece:10s} {state:16s} exercises/{b.lesson}/{b.topic}.py ({b.what})")
-    lines.append("    run the real jobs on your pieces (the core's stand in for the rest): "
-                 + ", ".join(sorted({b.runs for b in BUILDS})))
+        state = "yours" if b in yours else "not written yet"
+        lines.append(f"    {b.piece:10s} {state:16s} exercises/{b.lesson}/{b.topic}.py")
+        lines.append(f"    {'':10s} {b.what}; runs in: {b.runs}")
     return lines
