@@ -92,13 +92,14 @@ class ProblemReport:
 
 def read_answers(path: Path) -> dict[int, object]:
     """The ANSWERS dict of an answers file (it is run: expressions are allowed)."""
+    name = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
     try:
         namespace = runpy.run_path(str(path))
     except Exception as e:  # the learner's file: any error is reported in one line
-        raise Error(f"{path.relative_to(ROOT)} does not run: {type(e).__name__}: {one_line(str(e))}") from None
+        raise Error(f"{name} does not run: {type(e).__name__}: {one_line(str(e))}") from None
     answers = namespace.get("ANSWERS")
     if not isinstance(answers, dict):
-        raise Error(f"{path.relative_to(ROOT)} has no ANSWERS dict")
+        raise Error(f"{name} has no ANSWERS dict")
     return answers
 
 
