@@ -13,4 +13,4 @@ def attention_head(x: jax.Array, wq: jax.Array, wk: jax.Array, wv: jax.Array) ->
     at positions t <= s (mask the others before the softmax over t); the output at s is
     the softmax-weighted sum of v[b, t]. Returns [B, S, D] float32.
     """
-    raise NotImplementedError("Exercise 1.3: causal single-head attention: project, score, mask, softmax, mix")
+    raise NotImplementedError("Exercise 1.3: causal single-head attention")

@@ -12,7 +12,7 @@ def embed(tokens: jax.Array, token_table: jax.Array, position_table: jax.Array) 
     [P, E] with P >= S, row s holding the vector added at position s. Returns
     [B, S, E] (dtype of the tables): out[b, s] = token_table[tokens[b, s]] + position_table[s].
     """
-    raise NotImplementedError("Exercise 1.1: embedding lookup plus position vectors")
+    raise NotImplementedError("Exercise 1.1: the input embeddings of a batch of tokens")
 
 
 def rotate(x: jax.Array, positions: jax.Array, base: float) -> jax.Array:
@@ -25,4 +25,4 @@ def rotate(x: jax.Array, positions: jax.Array, base: float) -> jax.Array:
     Returns [B, S, N, D] in x's dtype (compute the angles in float32). A rotated query
     and key then have a dot product that depends only on the distance between them.
     """
-    raise NotImplementedError("Exercise 1.2: rotate pairs (x[i], x[i + D/2]) by position * base^(-2i/D)")
+    raise NotImplementedError("Exercise 1.2: rotary position embeddings (RoPE) of queries or keys")

@@ -13,4 +13,4 @@ def sample_with_temperature(logits: jax.Array, key: jax.Array, temperature: floa
     does the drawing). temperature == 0 means greedy: the argmax of each row, with no
     randomness (dividing by 0 is not an option). Returns int32 [B].
     """
-    raise NotImplementedError("Exercise 1.7: sample from softmax(logits / T); T == 0 is argmax")
+    raise NotImplementedError("Exercise 1.7: sample the next token at a temperature")

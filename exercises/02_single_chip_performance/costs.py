@@ -62,7 +62,7 @@ def regime(intensity: float, peak_flops: float, bandwidth: float) -> str:
     on a chip with this peak (FLOP/s) and memory bandwidth (bytes/s), else "memory".
     At exactly the ridge point, say "compute".
     """
-    raise NotImplementedError("Exercise 2.3b: compute- or memory-bound from the ridge point")
+    raise NotImplementedError("Exercise 2.3b: compute- or memory-bound on a chip")
 
 
 def matmul_mfu_mbu(n: int, seconds: float, peak_flops: float, bandwidth: float,
@@ -81,4 +81,4 @@ def smallest_compute_bound_matmul(peak_flops: float, bandwidth: float, itemsize:
     Compute-bound means its arithmetic intensity is at least the ridge point
     peak_flops / bandwidth. Returns n.
     """
-    raise NotImplementedError("Exercise 2.5: smallest compute-bound square matmul from the ridge point")
+    raise NotImplementedError("Exercise 2.5: the smallest compute-bound square matmul on a chip")

@@ -15,4 +15,4 @@ def timeit(fn: Callable, *args, warmup: int = 1, runs: int = 5) -> float:
     as its work is queued, like any JAX call: each timed run must wait for the result
     (jax.block_until_ready) before stopping the clock. Use time.perf_counter.
     """
-    raise NotImplementedError("Exercise 2.6: time fn with warm-up, blocking and repeats; return the median")
+    raise NotImplementedError("Exercise 2.6: time a function's execution reliably")

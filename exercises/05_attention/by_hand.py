@@ -14,7 +14,7 @@ def attend_one_query(q: jax.Array, k: jax.Array, v: jax.Array, i: int, *, causal
     dropped; softmax over the remaining keys; return the weighted sum of their v
     rows, [D] float32.
     """
-    raise NotImplementedError("Exercise 5.1: one query: dot with every key, scale, softmax, weighted sum of v")
+    raise NotImplementedError("Exercise 5.1: attention for one query, by hand")
 
 
 def packed_causal_mask(segment_ids: jax.Array) -> jax.Array:
@@ -24,7 +24,7 @@ def packed_causal_mask(segment_ids: jax.Array) -> jax.Array:
     Returns bool [T, T]: entry [s, t] is True where position s may attend to
     position t: t is not after s, and both are in the same document.
     """
-    raise NotImplementedError("Exercise 5.2: causal AND same-segment mask, [T, T] bool")
+    raise NotImplementedError("Exercise 5.2: the attention mask of packed documents")
 
 
 def kv_head_for(query_head: int, n_heads: int, n_kv_heads: int) -> int:

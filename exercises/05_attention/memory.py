@@ -10,4 +10,4 @@ def scores_bytes(B: int, H: int, S: int, dtype: str) -> int:
     one [S, S] matrix per sequence and head, in `dtype` (e.g. "float32", "bfloat16").
     Returns their size in bytes (an int).
     """
-    raise NotImplementedError("Exercise 5.4: bytes of the [B, H, S, S] scores in the given dtype")
+    raise NotImplementedError("Exercise 5.4: the memory of the attention scores")

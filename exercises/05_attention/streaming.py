@@ -16,7 +16,7 @@ def streaming_softmax_sum(chunks: Iterable[tuple[jax.Array, jax.Array]]) -> jax.
     raises the max, rescale l and acc by exp(m_old - m_new). Must not overflow for
     scores in the thousands. Returns acc / l, [D] float32.
     """
-    raise NotImplementedError("Exercise 5.5: one-pass softmax-weighted sum with a running max and rescale")
+    raise NotImplementedError("Exercise 5.5: a softmax-weighted sum in one pass over the scores")
 
 
 def blockwise_attention(q: jax.Array, k: jax.Array, v: jax.Array, *, block_k: int,

@@ -11,7 +11,7 @@ def adamw_state_bytes(n_params: int, param_dtype: str) -> int:
     Returns the total in bytes (an int). Mixed precision keeps float32 master weights:
     its state is the float32 one.
     """
-    raise NotImplementedError("Exercise 6.1: bytes of parameters + two Adam moments")
+    raise NotImplementedError("Exercise 6.1: the bytes of AdamW's training state")
 
 
 def step_flops(n_matmul_params: int, tokens: int, remat: bool) -> int:
@@ -22,7 +22,7 @@ def step_flops(n_matmul_params: int, tokens: int, remat: bool) -> int:
     (remat=True) the backward pass first runs the forward again. Ignore attention's
     score matmuls. Returns the FLOPs (an int).
     """
-    raise NotImplementedError("Exercise 6.2: 6 N T FLOPs, and with full remat the forward once more")
+    raise NotImplementedError("Exercise 6.2: the training FLOPs of a step, with and without remat")
 
 
 def mfu(n_matmul_params: int, n_layers: int, seq_len: int, d_model: int, tokens: int,
@@ -34,4 +34,4 @@ def mfu(n_matmul_params: int, n_layers: int, seq_len: int, d_model: int, tokens:
     trains on `tokens` tokens in `step_seconds`; peak_flops is the chip's FLOP/s.
     Returns the fraction of the peak (a float; 0.5 means 50%).
     """
-    raise NotImplementedError("Exercise 6.3: model FLOPs per step / step time / peak")
+    raise NotImplementedError("Exercise 6.3: the model FLOPs utilisation of a measured training step")

@@ -28,4 +28,4 @@ def fsdp_spec(name: str) -> tuple[str | None, ...]:
     docstring. Returns one entry per axis: "data" on the E axis, None elsewhere, e.g.
     ("data", None) for a [E, V] array.
     """
-    raise NotImplementedError("Exercise 6.5: 'data' on the E axis of each parameter, None elsewhere")
+    raise NotImplementedError("Exercise 6.5: the PartitionSpec of a parameter under FSDP")

@@ -37,4 +37,4 @@ def goodput(seconds: dict[str, float]) -> float:
     "compile", "data", "checkpoint", "eval" and "restart" (steps redone after a failure
     count here, not in "step"). Returns step time / total time, a float in [0, 1].
     """
-    raise NotImplementedError("Exercise 7.3: productive step time over all of the wall time")
+    raise NotImplementedError("Exercise 7.3: the goodput of a run")

@@ -10,13 +10,13 @@ def min_chips_for_prefill(n_params: float, prefill_tokens: float, deadline_s: fl
     A forward pass costs 2 * n_params FLOPs per token (one multiply-add per weight);
     each chip does chip_flops FLOP/s. Returns the (fractional) number of chips, a float.
     """
-    raise NotImplementedError("Exercise 7.4: 2 * params * tokens FLOPs within the deadline")
+    raise NotImplementedError("Exercise 7.4: the chips a prompt needs to meet a prefill deadline")
 
 
 def min_chips_to_fit(n_params: float, bytes_per_param: float, chip_memory_bytes: float) -> float:
     """Exercise 7.5: chips whose memory together holds the weights (nothing else counted).
     Returns a float."""
-    raise NotImplementedError("Exercise 7.5: weight bytes over one chip's memory")
+    raise NotImplementedError("Exercise 7.5: the chips whose memory holds the weights")
 
 
 def min_chips_for_decode_rate(n_params: float, bytes_per_param: float, tokens_per_s: float,
@@ -26,4 +26,4 @@ def min_chips_for_decode_rate(n_params: float, bytes_per_param: float, tokens_pe
     Each generated step reads every weight once from memory (small batches are
     memory-bound); each chip reads chip_memory_bw bytes/s. Returns a float.
     """
-    raise NotImplementedError("Exercise 7.6: weight bytes per step times steps per second over bandwidth")
+    raise NotImplementedError("Exercise 7.6: the chips a decode rate needs")

@@ -9,7 +9,7 @@ def mfu(flops: float, seconds: float, peak_flops: float) -> float:
     flops: FLOPs the work needs; seconds: measured time; peak_flops: the chip's FLOP/s.
     Returns a float (1.0 = running at peak).
     """
-    raise NotImplementedError("Exercise 8.1: model FLOPs utilisation, the fraction of the peak FLOP/s achieved")
+    raise NotImplementedError("Exercise 8.1: the model FLOPs utilisation (MFU) of a measured run")
 
 
 def mbu(nbytes: float, seconds: float, peak_bw: float) -> float:
@@ -17,7 +17,7 @@ def mbu(nbytes: float, seconds: float, peak_bw: float) -> float:
 
     nbytes: bytes the work must move to or from main memory; peak_bw: bytes/s. Returns a float.
     """
-    raise NotImplementedError("Exercise 8.2: memory bandwidth utilisation, the fraction of the memory bandwidth achieved")
+    raise NotImplementedError("Exercise 8.2: the memory bandwidth utilisation (MBU) of a measured run")
 
 
 def decode_step_lower_bound(weight_bytes: float, cache_bytes: float, memory_bw: float) -> float:
@@ -26,7 +26,7 @@ def decode_step_lower_bound(weight_bytes: float, cache_bytes: float, memory_bw: 
     Every weight and every cached key/value is read once per step (whatever the batch).
     Returns seconds.
     """
-    raise NotImplementedError("Exercise 8.3: the least seconds one decode step can take when it is memory-bound")
+    raise NotImplementedError("Exercise 8.3: the time bound of a memory-bound decode step")
 
 
 def generation_flops(n_params: int, n_layers: int, d_model: int, prompt_len: int,
@@ -49,7 +49,7 @@ def decode_intensity(batch: int, bytes_per_param: float) -> float:
     Each of N weights is read once (bytes_per_param bytes) and used in one multiply-add
     (2 FLOPs) per row of the batch. Returns FLOPs / bytes, independent of N.
     """
-    raise NotImplementedError("Exercise 8.5: arithmetic intensity (FLOPs per byte) of a decode step's weight matmuls")
+    raise NotImplementedError("Exercise 8.5: the arithmetic intensity of a decode step's weight matmuls")
 
 
 def which_bound(workloads: list[tuple[float, float]], peak_flops: float, memory_bw: float) -> list[str]:

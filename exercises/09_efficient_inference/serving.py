@@ -38,7 +38,7 @@ def absmax_quantize(w: jax.Array) -> tuple[jax.Array, jax.Array]:
     scale[c] = max_k |w[k, c]| / 127 (use 1 for an all-zero column);
     q[k, c] = round(w[k, c] / scale[c]) as int8. Returns (q int8 [K, N], scale float32 [N]).
     """
-    raise NotImplementedError("Exercise 9.3: per-output-channel absmax int8 quantization of w [K, N]")
+    raise NotImplementedError("Exercise 9.3: int8 quantization of a weight matrix, per output channel")
 
 
 def int8_dot(x: jax.Array, q: jax.Array, w_scale: jax.Array) -> jax.Array:

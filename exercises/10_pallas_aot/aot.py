@@ -14,7 +14,7 @@ def export_roundtrip(fn: Callable, *args: jax.Array) -> tuple[bytes, jax.Array]:
     the result to bytes, deserialise those bytes (jax.export.deserialize) and call the
     loaded program on args. Returns (the serialised bytes, the loaded program's output).
     """
-    raise NotImplementedError("Exercise 10.5: export, serialise, deserialise and call")
+    raise NotImplementedError("Exercise 10.5: a function's round trip through jax.export")
 
 
 def compiled_cost(fn: Callable, *specs: jax.ShapeDtypeStruct) -> dict[str, float]:
@@ -24,4 +24,4 @@ def compiled_cost(fn: Callable, *specs: jax.ShapeDtypeStruct) -> dict[str, float
     Lower and compile jax.jit(fn) for them and return {"flops": ..., "argument bytes": ...}
     from the compiled program's cost analysis and memory analysis.
     """
-    raise NotImplementedError("Exercise 10.6: flops and argument bytes from lower().compile(), without running")
+    raise NotImplementedError("Exercise 10.6: a function's cost from the compiler, without running it")

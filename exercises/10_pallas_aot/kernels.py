@@ -34,7 +34,7 @@ def matmul_activation(x: jax.Array, y: jax.Array, bm: int, bn: int, bk: int,
     the output block in the kernel, on the last step along K (k == num_programs(2) - 1),
     so no second pass over the output is needed. Returns float32 [M, N].
     """
-    raise NotImplementedError("Exercise 10.2: the tiled matmul with the activation fused into its last K step")
+    raise NotImplementedError("Exercise 10.2: the tiled matmul with a fused activation")
 
 
 def row_softmax(x: jax.Array, block_rows: int) -> jax.Array:
@@ -54,4 +54,4 @@ def choose_block(n: int, target: int, multiple: int = 1) -> int:
     When no such b exists, raise ValueError with a one-line message that names n,
     target and multiple.
     """
-    raise NotImplementedError("Exercise 10.4: largest block <= target dividing n, a multiple of `multiple`, or ValueError")
+    raise NotImplementedError("Exercise 10.4: choose a block size for a dimension")
