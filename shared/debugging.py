@@ -1,5 +1,5 @@
-"""Finding where it went wrong: the first NaN and where it was made, named scopes, values seen
-from inside jit, and why a function compiled again (lesson 06).
+"""Finding where it went wrong (lesson 06): where the first NaN was made, named scopes, values
+seen from inside jit, and why a function compiled again.
 
     found = debugging.first_error(fn, *args)        # checkify: the op, its named scope, its line
     debugging.loss_error(params, batch, config)     # the same for the model's loss, layer by layer
