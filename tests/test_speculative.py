@@ -30,8 +30,8 @@ def target():
 
 def drafts(target):
     """name -> (params, config, expected acceptance: 0, 1, or None for in between)."""
-    noisy = {**target, "unembed": target["unembed"]
-             + 0.3 * jnp.std(target["unembed"]) * jax.random.normal(jax.random.key(2), target["unembed"].shape)}
+    w = target["unembed"]
+    noisy = {**target, "unembed": w + 0.3 * jnp.std(w) * jax.random.normal(jax.random.key(2), w.shape)}
     return {
         "smaller": (spread(model.init(DRAFT, jax.random.key(1))), DRAFT, None),
         "always wrong": ({**target, "unembed": -target["unembed"]}, TARGET, 0.0),  # proposes the argmin
