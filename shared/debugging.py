@@ -23,6 +23,7 @@ miss of jit's cache: a new shape, a new static argument, a weak type.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import re
@@ -45,6 +46,7 @@ ALL_CHECKS = checkify.user_checks | checkify.float_checks | checkify.index_check
 FLOAT_CHECKS = checkify.user_checks | checkify.float_checks  # NaN and division by zero
 # A checked program runs once: compile it for compile time, not run time (XLA CPU/GPU flags).
 QUICK_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository
 _JAX_DIRS = tuple(os.path.dirname(m.__file__) + os.sep for m in (jax, np) if m.__file__)
 _JAX_DIRS += (os.path.dirname(os.path.dirname(jax.__file__)) + os.sep + "jaxlib" + os.sep,)
 
@@ -67,42 +69,54 @@ class Found:
         return f"{self.message} in {self.scope or 'the top level'}{side} at {self.where}"
 
 
-def first_error(fn: Callable, *args, errors=ALL_CHECKS, jit: bool = True) -> Found | None:
-    """Run fn(*args) under checkify; the first error (in execution order), or None.
+def checker(fn: Callable, *example_args, errors=ALL_CHECKS,
+            jit: bool = True) -> Callable[..., Found | None]:
+    """check(*args) -> the first error of fn(*args) under checkify (in execution order), or None.
 
-    args are arrays or pytrees of arrays (close over configs and other Python values). The
-    function is traced once with jax.make_jaxpr and replayed under checkify, so each error's
-    traceback is the traced equation's own: that equation's name stack is the named scope.
-    jit=True compiles the checked program once with QUICK_COMPILE (it runs once); False runs
-    it op by op. In jax 0.10.2 checkify's bounds check cannot trace the scatter that
-    take_along_axis's gradient makes; then index checks are dropped (with a warning).
+    fn is traced once, with jax.make_jaxpr on example_args (arrays or pytrees of arrays: close
+    over configs and other Python values), and that jaxpr is replayed under checkify, so each
+    error's traceback is the traced equation's own and that equation's name stack is the named
+    scope. jit=True compiles the checked program once, with QUICK_COMPILE, for every later
+    check of arguments shaped like example_args; False runs it op by op. In jax 0.10.2
+    checkify's bounds check cannot trace the scatter that take_along_axis's gradient makes;
+    then index checks are dropped (with a warning).
     """
-    closed = jax.make_jaxpr(fn)(*args)
+    closed = jax.make_jaxpr(fn)(*example_args)
     replay = jex.jaxpr_as_fun(closed)
-    flat = jax.tree.leaves(args)
+    flat = jax.tree.leaves(example_args)
 
-    def run(checks):
+    def build(checks):
         checked = checkify.checkify(replay, errors=checks)
         if not jit:
-            return checked(*flat)[0]
-        return jax.jit(checked).lower(*flat).compile(compiler_options=QUICK_COMPILE)(*flat)[0]
+            return checked
+        return jax.jit(checked).lower(*flat).compile(compiler_options=QUICK_COMPILE)
 
     try:
-        err = run(errors)
+        checked = build(errors)
     except IndexError:  # the scatter bounds check (see above)
         if checkify.index_checks.isdisjoint(errors):
             raise
         warnings.warn("checkify could not trace its index checks here; running without them")
-        err = run(errors - checkify.index_checks)
-    exc = err.get_exception()
-    if exc is None:
-        return None
-    tb = exc.traceback_info
-    stack = _name_stack_of(closed.jaxpr, tb) or ""
-    lines = _user_lines(tb)
-    return Found(message=str(exc), primitive=getattr(exc, "prim", ""), scope=clean_scope(stack),
-                 name_stack=stack, where=lines[0] if lines else "?",
-                 backward="transpose(" in stack, stack=tuple(lines))
+        checked = build(errors - checkify.index_checks)
+
+    def check(*args) -> Found | None:
+        exc = checked(*jax.tree.leaves(args))[0].get_exception()
+        if exc is None:
+            return None
+        tb = exc.traceback_info
+        stack = _name_stack_of(closed.jaxpr, tb) or ""
+        lines = _user_lines(tb)
+        return Found(message=str(exc), primitive=getattr(exc, "prim", ""),
+                     scope=clean_scope(stack), name_stack=stack, where=lines[0] if lines else "?",
+                     backward="transpose(" in stack, stack=tuple(lines))
+
+    return check
+
+
+def first_error(fn: Callable, *args, errors=ALL_CHECKS, jit: bool = True) -> Found | None:
+    """Run fn(*args) under checkify; the first error (in execution order), or None.
+    (checker(fn, *args)(*args): to check many arguments, keep the checker.)"""
+    return checker(fn, *args, errors=errors, jit=jit)(*args)
 
 
 def _name_stack_of(jaxpr, tb) -> str | None:
@@ -132,15 +146,18 @@ def clean_scope(name_stack: str) -> str:
 
 def _user_lines(tb) -> list[str]:
     """The frames outside JAX, NumPy and this module, innermost first: "path:line (function)",
-    each path relative to the working directory when below it."""
+    each path relative to the repository (or the working directory) when below it."""
     here, lines = os.path.abspath(__file__), []
     for frame in tb.frames:
         path = frame.file_name
         if path.startswith(_JAX_DIRS) or os.path.abspath(path) == here:
             continue
-        rel = os.path.relpath(path)
-        lines.append(f"{rel if not rel.startswith('..') else path}:{frame.line_num} "
-                     f"({frame.function_name})")
+        for base in (_ROOT, os.getcwd()):
+            rel = os.path.relpath(path, base)
+            if not rel.startswith(".."):
+                path = rel
+                break
+        lines.append(f"{path}:{frame.line_num} ({frame.function_name})")
     return lines
 
 
@@ -160,14 +177,23 @@ def loss_error(params: dict, batch: dict, config: ModelConfig, *, grads: bool = 
     """first_error of the model's loss (with grads: and its gradient), layers unrolled so the
     scope names the layer: e.g. "nan generated by primitive: mul. in layer1/block/mlp at
     shared/backward.py:53 (gelu_and_slope)". errors: ALL_CHECKS for the loss, FLOAT_CHECKS
-    with grads (first_error says why)."""
+    with grads (checker says why). The checked program is compiled once per config and
+    shapes: later calls with other values (another batch, other weights) reuse it."""
     errors = errors if errors is not None else FLOAT_CHECKS if grads else ALL_CHECKS
+    params = unrolled(params)
+    shapes = jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), a.dtype), (params, batch))
+    leaves, tree = jax.tree.flatten(shapes)
+    return _loss_checker(config, grads, errors, tree, tuple(leaves))(params, batch)
 
+
+@functools.lru_cache(maxsize=8)
+def _loss_checker(config: ModelConfig, grads: bool, errors, tree, leaves):
     def loss(p, b):
         return model.loss_sums(p, b, config)
 
     fn = jax.value_and_grad(loss, has_aux=True) if grads else loss
-    return first_error(fn, unrolled(params), batch, errors=errors)
+    params, batch = jax.tree.unflatten(tree, leaves)
+    return checker(fn, params, batch, errors=errors)
 
 
 # ---- named scopes in the compiled program ----------------------------------------------------
@@ -175,8 +201,9 @@ def loss_error(params: dict, batch: dict, config: ModelConfig, *, grads: bool = 
 def op_names(fn: Callable, *args, compiled: bool = True, **kwargs) -> list[str]:
     """The op_name of every op in fn's program: "jit(f)/layer1/block/mlp/dot_general", the
     named scopes between the function and the op. compiled=True reads the optimised HLO's
-    metadata (what a profile shows, after fusion); False the lowered StableHLO's locations."""
-    lowered = jax.jit(fn).lower(*args, **kwargs)
+    metadata (what a profile shows, after fusion); False the lowered StableHLO's locations.
+    A jitted fn is lowered as it is (its compilation may already be cached)."""
+    lowered = (fn if hasattr(fn, "lower") else jax.jit(fn)).lower(*args, **kwargs)
     if compiled:
         return re.findall(r'op_name="([^"]+)"', lowered.compile().as_text())
     return re.findall(r'loc\("([^"]+/[^"]+)"\(#', lowered.as_text(debug_info=True))
@@ -203,27 +230,30 @@ def op_scopes(fn: Callable, *args, depth: int | None = None, compiled: bool = Tr
 
 # ---- values from inside jit --------------------------------------------------------------------
 
-def watch(tag: str, x: jax.Array, *, sink: list | None = None, ordered: bool = True) -> None:
-    """Inside jit (and scan, vmap, grad's forward): record tag, x's min, max and number of
-    non-finite elements when the program runs, with jax.debug.callback. Appended to sink
-    (a list) or printed. ordered=True keeps the calls in program order (each scan
-    iteration after the one before); ordered effects cannot be used under pmap/shard_map.
-
-    Only the small summary crosses to the host, not x."""
+def watch(tag: str, x: jax.Array, at: jax.Array | int = -1, *, sink: list | None = None,
+          ordered: bool = True) -> None:
+    """Inside jit (and scan, vmap, grad's forward): record tag, `at` (a traced index such as
+    the layer, or -1), x's finite min and max and its number of non-finite elements when the
+    program runs, with jax.debug.callback. Appended to sink (a list) or printed.
+    ordered=True keeps the calls in program order (each scan iteration after the one
+    before); ordered effects cannot be used under pmap/shard_map. Only the small summary
+    crosses to the host, not x. Call jax.effects_barrier() before reading the sink."""
     x = jnp.asarray(x)
     finite = jnp.isfinite(x)
     low = jnp.min(jnp.where(finite, x, jnp.inf))
     high = jnp.max(jnp.where(finite, x, -jnp.inf))
     bad = jnp.sum(~finite)
 
-    def record(low, high, bad):
-        row = {"tag": tag, "min": float(low), "max": float(high), "non_finite": int(bad)}
+    def record(at, low, high, bad):
+        row = {"tag": tag, "at": int(at), "min": float(low), "max": float(high),
+               "non_finite": int(bad)}
         if sink is None:
-            print(f"{tag}: min {row['min']:.4g} max {row['max']:.4g} non-finite {row['non_finite']}")
+            name = tag if row["at"] < 0 else f"{tag}[{row['at']}]"
+            print(f"{name}: min {row['min']:.4g} max {row['max']:.4g} non-finite {row['non_finite']}")
         else:
             sink.append(row)
 
-    jax.debug.callback(record, low, high, bad, ordered=ordered)
+    jax.debug.callback(record, jnp.asarray(at), low, high, bad, ordered=ordered)
 
 
 # ---- recompilation: how many, and why ------------------------------------------------------------
@@ -249,8 +279,15 @@ class Compiles:
 
     @property
     def reasons(self) -> list[str]:
-        """One line per tracing-cache miss: "first call: f", "new shape: at x, now f32[4] and
-        before f32[3]", "new static argument: ...", "weak type: ..."."""
+        """One line per cache miss of a function that compiled: "first call: f", "new shape or
+        dtype: f at x, now f32[4] and before f32[3]", "new static argument: ...", "weak type:
+        ...". (Misses of functions traced inside it, such as a scan's body, are left out:
+        all_reasons has them.)"""
+        compiled = {re.sub(r"^p?jit\((.*)\)$", r"\1", f) for f in self.by_function}
+        return [why for why in self.all_reasons if why.split(": ", 1)[1].split(" ")[0] in compiled]
+
+    @property
+    def all_reasons(self) -> list[str]:
         return [why_missed(text) for text in self.explanations]
 
 
@@ -278,21 +315,25 @@ def why_missed(text: str) -> str:
 
 
 class _Explanations(logging.Handler):
-    def __init__(self, into: list[str]):
-        super().__init__(logging.WARNING)
-        self.into = into
+    """Keeps the cache-miss explanations logged under "jax"; with quiet, passes every other
+    record on to the root logger's handlers, as if "jax" still propagated."""
+    def __init__(self, into: list[str], quiet: bool, forward: bool):
+        super().__init__(logging.DEBUG)
+        self.into, self.quiet, self.forward = into, quiet, forward
 
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
         if "CACHE MISS" in message:
             self.into.append(message)
+        elif self.quiet and self.forward:
+            logging.getLogger().handle(record)
 
 
 @contextlib.contextmanager
-def compiles(*, explain: bool = True) -> Iterator[Compiles]:
+def compiles(*, explain: bool = True, quiet: bool = True) -> Iterator[Compiles]:
     """Count the compilations inside the block, per function, and (explain=True) keep why
-    each call missed jit's cache. Nothing is printed: jax_explain_cache_misses' warnings are
-    caught (the jax logger's own handlers still print them)."""
+    each call missed jit's cache (jax_explain_cache_misses, on inside the block only). quiet:
+    the explanations are kept, not printed as warnings."""
     seen = Compiles()
 
     def listener(event: str, seconds: float, **kw) -> None:
@@ -300,13 +341,16 @@ def compiles(*, explain: bool = True) -> Iterator[Compiles]:
             seen.by_function[str(kw.get("fun_name", "?"))] += 1
             seen.seconds += seconds
 
-    handler = _Explanations(seen.explanations)
     logger = logging.getLogger("jax")
+    propagate = logger.propagate
+    handler = _Explanations(seen.explanations, quiet, forward=propagate)
     monitoring.register_event_duration_secs_listener(listener)
     logger.addHandler(handler)
+    logger.propagate = propagate and not quiet
     try:
         with jax.explain_cache_misses(explain):
             yield seen
     finally:
+        logger.propagate = propagate
         logger.removeHandler(handler)
         monitoring.unregister_event_duration_listener(listener)
