@@ -1,5 +1,8 @@
 """Small Pallas kernels: add, tiled matmul with a fused epilogue, RMSNorm (lesson 10).
 
+Also the TPU-style matmul with K on the grid (`matmul_k_grid`) and a model of the
+HBM -> VMEM pipeline Pallas runs over a grid (`pipeline_model`).
+
 A Pallas kernel is a Python function over Refs (mutable views of memory blocks),
 run once per point of a grid. `pl.pallas_call` takes the kernel, the grid, and a
 BlockSpec per operand whose index map sends a grid point (i, j, ...) to the block
@@ -19,13 +22,16 @@ problem, or raises BlockError naming the shape and the block. No kernel pads.
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from typing import Callable
 
 import jax
 import jax.numpy as jnp
 from jax.experimental import pallas as pl
+from jax.experimental.pallas import tpu as pltpu
 from jax.experimental.pallas import triton as plt
 
+from shared import hardware
 from shared.config import Error
 
 
@@ -39,7 +45,8 @@ def platform() -> str:
 
 
 def pallas_call(kernel, *, interpret: bool | None = None, num_warps: int | None = None,
-                num_stages: int | None = None, **kwargs):
+                num_stages: int | None = None,
+                dimension_semantics: tuple[str, ...] | None = None, **kwargs):
     """pl.pallas_call in interpret mode on the CPU, through Triton on a GPU, Mosaic on a TPU.
 
     Every Pallas kernel of shared/ is called through this (shared.flash_pallas too).
@@ -49,9 +56,17 @@ def pallas_call(kernel, *, interpret: bool | None = None, num_warps: int | None 
     GPU explicitly: recent JAX otherwise picks Mosaic GPU, which wants a different kernel
     style. They are passed unless the default device is a TPU, so that a program exported
     for a GPU from a CPU (jax.export) takes the Triton lowering too; interpret mode ignores them.
+    dimension_semantics ("parallel" or "arbitrary" per grid axis) goes to Mosaic on a TPU,
+    which may split "parallel" axes over its cores and runs "arbitrary" ones in order; the
+    interpreter runs every grid in order and Triton has no such parameter, so elsewhere it is
+    dropped.
     """
     where = platform()
-    params = None if where == "tpu" else plt.CompilerParams(num_warps=num_warps, num_stages=num_stages)
+    if where == "tpu":
+        params = (None if dimension_semantics is None
+                  else pltpu.CompilerParams(dimension_semantics=tuple(dimension_semantics)))
+    else:
+        params = plt.CompilerParams(num_warps=num_warps, num_stages=num_stages)
     return pl.pallas_call(kernel, interpret=where == "cpu" if interpret is None else interpret,
                           compiler_params=params, **kwargs)
 
@@ -207,3 +222,193 @@ def rmsnorm(x: jax.Array, scale: jax.Array, *, eps: float = 1e-6,
                   pl.BlockSpec((E,), lambda i: (0,))],  # every program reads all of scale
         out_specs=pl.BlockSpec((br, E), lambda i: (i, 0)),
     )(x, scale)
+
+
+# --- K on the grid: the TPU-style matmul, and a model of its pipeline ---------------------------
+
+def _matmul_k_grid_kernel(x_ref, y_ref, o_ref, acc_ref):
+    # x_ref: block (i, k) [bm, bk], y_ref: block (k, j) [bk, bn], o_ref: block (i, j) [bm, bn];
+    # acc_ref: [bm, bn] float32 scratch that outlives the program, from k = 0 to the last k.
+    k = pl.program_id(2)
+
+    @pl.when(k == 0)
+    def _zero():  # the first K step of this output block
+        acc_ref[...] = jnp.zeros(acc_ref.shape, jnp.float32)
+
+    acc_ref[...] += jnp.dot(x_ref[...], y_ref[...], preferred_element_type=jnp.float32)
+
+    @pl.when(k == pl.num_programs(2) - 1)
+    def _store():  # the last K step: the only write of the output block
+        o_ref[...] = acc_ref[...].astype(o_ref.dtype)
+
+
+def matmul_k_grid(x: jax.Array, y: jax.Array, *, blocks: tuple[int, int, int] | None = None,
+                  out_dtype=None, interpret: bool | None = None) -> jax.Array:
+    """x @ y for x [M, K], y [K, N] with K on the third grid axis; returns [M, N].
+
+    Grid (M / bm, N / bn, K / bk), the K axis last and "arbitrary" (in order): program
+    (i, j, k) receives block (i, k) of x and block (k, j) of y, both [.., bk], and adds their
+    product into a [bm, bn] float32 scratch accumulator (pltpu.VMEM; the interpreter
+    allocates it too), zeroed under pl.when(k == 0) and stored, cast to out_dtype (default
+    x's), under pl.when(k == K / bk - 1). Between those steps the output block stays on chip:
+    Pallas writes it to HBM only when its block index changes. Against float32 jnp.dot at
+    precision HIGHEST the result differs by float32 rounding only (the sums run in another
+    order; tests/test_pipelining.py asks for 1e-5 relative to the largest value).
+
+    It is correct where the grid runs in order: on a TPU and in interpret mode. On a GPU,
+    Triton runs the programs in parallel and has no scratch memory (\"scratch memory not
+    implemented in the Triton backend\"), so without interpret=True it raises Error and
+    kernels.matmul, whose K loop lives inside the kernel, is the one to use.
+    blocks = (bm, bn, bk); default up to 128 x 128 x 128 as choose_blocks picks them.
+    """
+    (M, K), (K2, N) = x.shape, y.shape
+    if K != K2:
+        raise Error(f"matmul_k_grid: inner dimensions differ: x {x.shape} @ y {y.shape}")
+    if platform() == "gpu" and interpret is not True:
+        raise Error("matmul_k_grid needs a grid run in order (a TPU, or interpret=True): on a GPU "
+                    "the programs (i, j, k) run in parallel and Triton has no scratch memory; "
+                    "use kernels.matmul, whose K loop is inside the kernel")
+    if blocks is None:
+        bm, bn = choose_blocks((M, N), (128, 128))
+        blocks = (bm, bn, choose_blocks((M, K), (bm, 128))[1])
+    bm, bn, bk = blocks
+    _check_blocks((M, N, K), (bm, bn, bk), "matmul_k_grid")
+    out_dtype = jnp.dtype(out_dtype or x.dtype)
+    cost = pl.CostEstimate(
+        flops=2 * M * N * K, transcendentals=0,
+        bytes_accessed=matmul_hbm_bytes(M, N, K, bm, bn, x.dtype.itemsize, out_dtype.itemsize))
+    return pallas_call(
+        _matmul_k_grid_kernel,
+        out_shape=jax.ShapeDtypeStruct((M, N), out_dtype),
+        grid=(M // bm, N // bn, K // bk),
+        in_specs=[pl.BlockSpec((bm, bk), lambda i, j, k: (i, k)),
+                  pl.BlockSpec((bk, bn), lambda i, j, k: (k, j))],
+        out_specs=pl.BlockSpec((bm, bn), lambda i, j, k: (i, j)),  # the same block for every k
+        scratch_shapes=[pltpu.VMEM((bm, bn), jnp.float32)],
+        dimension_semantics=("parallel", "parallel", "arbitrary"),
+        cost_estimate=cost, interpret=interpret,
+    )(x, y)
+
+
+# On-chip memory a pipeline's buffers must fit, per core (a TPU's VMEM, an H100 SM's shared memory).
+ON_CHIP_BYTES = {
+    "TPU v5e": 128 * 2**20,  # VMEM: pltpu.get_tpu_info_for_chip(ChipVersion.TPU_V5E) in jax 0.10.2
+    "TPU v6e": 128 * 2**20,  # VMEM: the same table
+    "H100": 228 * 2**10,  # shared memory per SM: NVIDIA Hopper tuning guide (227 KiB per block)
+    "H200": 228 * 2**10,  # the same Hopper SM
+}
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """matmul_k_grid's grid as the pipeline a chip runs: per step, what moves and what computes.
+
+    Step (i, j, k) copies x's block (i, k) and y's block (k, j) from HBM into VMEM while step
+    k - 1 computes (double buffering); the output block leaves once, after its last k.
+    """
+
+    chip: str
+    grid: tuple[int, int, int]  # (M / bm, N / bn, K / bk)
+    blocks: tuple[int, int, int]  # (bm, bn, bk)
+    itemsize: int  # b of x and y
+    out_itemsize: int
+    buffers: int  # copies of each input and output block held in VMEM (2: double buffering)
+    peak_flops: float  # P for the input dtype
+    hbm_bw: float  # W
+    on_chip_bytes: int | None  # ON_CHIP_BYTES of the chip, if known
+
+    @property
+    def steps(self) -> int:
+        return self.grid[0] * self.grid[1] * self.grid[2]
+
+    @property
+    def flops_per_step(self) -> int:
+        bm, bn, bk = self.blocks
+        return 2 * bm * bn * bk
+
+    @property
+    def bytes_per_step(self) -> int:
+        """HBM -> VMEM per step: one [bm, bk] block of x and one [bk, bn] block of y."""
+        bm, bn, bk = self.blocks
+        return (bm * bk + bk * bn) * self.itemsize
+
+    @property
+    def out_bytes_per_block(self) -> int:
+        """VMEM -> HBM once per output block, after its last K step."""
+        return self.blocks[0] * self.blocks[1] * self.out_itemsize
+
+    @property
+    def hbm_bytes(self) -> int:
+        """The whole call's traffic: equals matmul_hbm_bytes for the same bm, bn."""
+        return self.steps * self.bytes_per_step + self.grid[0] * self.grid[1] * self.out_bytes_per_block
+
+    @property
+    def vmem_bytes(self) -> int:
+        """buffers x (x's block + y's block + the output block), plus the float32 accumulator."""
+        bm, bn, _ = self.blocks
+        return self.buffers * (self.bytes_per_step + self.out_bytes_per_block) + 4 * bm * bn
+
+    @property
+    def fits(self) -> bool | None:
+        return None if self.on_chip_bytes is None else self.vmem_bytes <= self.on_chip_bytes
+
+    @property
+    def compute_s(self) -> float:
+        return self.flops_per_step / self.peak_flops
+
+    @property
+    def copy_s(self) -> float:
+        return self.bytes_per_step / self.hbm_bw
+
+    @property
+    def intensity(self) -> float:
+        """FLOPs per byte copied in, per step: 2 bm bn / ((bm + bn) b); bk cancels."""
+        return self.flops_per_step / self.bytes_per_step
+
+    @property
+    def ridge(self) -> float:
+        return self.peak_flops / self.hbm_bw
+
+    @property
+    def hidden(self) -> bool:
+        """Compute hides the copies: flops / P >= bytes / W, i.e. intensity >= P / W."""
+        return self.compute_s >= self.copy_s
+
+    @property
+    def min_square_block(self) -> float:
+        """The smallest bm = bn that hides the copies: b P / W (for any bk)."""
+        return self.itemsize * self.ridge
+
+    @property
+    def time_s(self) -> float:
+        """First copy (the bubble: nothing to compute under it), then each step at the pace of
+        the slower of compute and copy, then the last output block's write."""
+        return self.copy_s + self.steps * max(self.compute_s, self.copy_s) \
+            + self.out_bytes_per_block / self.hbm_bw
+
+
+def pipeline_model(M: int, N: int, K: int, blocks: tuple[int, int, int],
+                   chip: str | hardware.Chip, *, dtype="bfloat16", out_dtype=None,
+                   buffers: int = 2) -> Pipeline:
+    """The Pipeline of matmul_k_grid(x [M, K], y [K, N], blocks=(bm, bn, bk)) on `chip`.
+
+    chip: a key of shared.hardware.CHIPS ("TPU v5e", "H100", ...) or a Chip. The peak is the
+    chip's for `dtype`; an unknown peak or bandwidth raises Error. kernels.matmul is the same
+    pipeline with bk = K: one step per output block, each copying whole strips.
+    """
+    if isinstance(chip, str):
+        if chip not in hardware.CHIPS:
+            raise Error(f"pipeline_model: no chip {chip!r}; known: {', '.join(hardware.CHIPS)}")
+        key, chip = chip, hardware.CHIPS[chip]
+    else:
+        key = next((k for k, c in hardware.CHIPS.items() if c == chip), chip.name)
+    bm, bn, bk = blocks
+    _check_blocks((M, N, K), (bm, bn, bk), "pipeline_model")
+    peak = chip.flops(dtype)
+    if not peak or not chip.memory_bw:
+        raise Error(f"pipeline_model: {chip.name} has no {jnp.dtype(dtype)} peak or no memory "
+                    f"bandwidth in shared.hardware")
+    return Pipeline(chip=chip.name, grid=(M // bm, N // bn, K // bk), blocks=(bm, bn, bk),
+                    itemsize=jnp.dtype(dtype).itemsize,
+                    out_itemsize=jnp.dtype(out_dtype or dtype).itemsize, buffers=buffers,
+                    peak_flops=peak, hbm_bw=chip.memory_bw, on_chip_bytes=ON_CHIP_BYTES.get(key))
