@@ -44,7 +44,8 @@ from shared.config import ModelConfig
 
 ALL_CHECKS = checkify.user_checks | checkify.float_checks | checkify.index_checks
 FLOAT_CHECKS = checkify.user_checks | checkify.float_checks  # NaN and division by zero
-# A checked program runs once: compile it for compile time, not run time (XLA CPU/GPU flags).
+# A checked program runs a few times: compile it for compile time, not run time (XLA's debug
+# options; measured on CPU, 30-40% less compile time; a backend that refuses them gets none).
 QUICK_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository
 _JAX_DIRS = tuple(os.path.dirname(m.__file__) + os.sep for m in (jax, np) if m.__file__)
@@ -61,7 +62,8 @@ class Found:
     scope: str  # named scope without autodiff's wrappers, e.g. "layer1/block/mlp"
     name_stack: str  # as traced, e.g. "jvp(layer1)/block/mlp" or "transpose(jvp(layer1))/..."
     where: str  # the user's source line, e.g. "shared/model.py:165 (mlp)"
-    backward: bool  # made in the backward pass (a transpose in the name stack)
+    backward: bool  # made in the transposed (backward) pass: a transpose in the name stack;
+    # a derivative's own factors (0.5 / sqrt(x)) are made beside the forward, under jvp(...)
     stack: tuple[str, ...] = ()  # every user frame, innermost first: where, its caller, ...
 
     def __str__(self) -> str:
@@ -77,7 +79,9 @@ def checker(fn: Callable, *example_args, errors=ALL_CHECKS,
     over configs and other Python values), and that jaxpr is replayed under checkify, so each
     error's traceback is the traced equation's own and that equation's name stack is the named
     scope. jit=True compiles the checked program once, with QUICK_COMPILE, for every later
-    check of arguments shaped like example_args; False runs it op by op. In jax 0.10.2
+    check of arguments shaped like example_args; False runs it op by op. A NaN that a later
+    jnp.where discards is reported too (its gradient is NaN: the classic where-sqrt trap).
+    In jax 0.10.2
     checkify's bounds check cannot trace the scatter that take_along_axis's gradient makes;
     then index checks are dropped (with a warning).
     """
@@ -89,7 +93,13 @@ def checker(fn: Callable, *example_args, errors=ALL_CHECKS,
         checked = checkify.checkify(replay, errors=checks)
         if not jit:
             return checked
-        return jax.jit(checked).lower(*flat).compile(compiler_options=QUICK_COMPILE)
+        lowered = jax.jit(checked).lower(*flat)
+        try:
+            return lowered.compile(compiler_options=QUICK_COMPILE)
+        except Exception:  # a backend that does not take these XLA options
+            if jax.default_backend() == "cpu":
+                raise
+            return lowered.compile()
 
     try:
         checked = build(errors)
