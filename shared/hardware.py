@@ -74,6 +74,80 @@ CHIPS: dict[str, Chip] = {
                  source="NVIDIA B200 datasheet (int8 column: fp8)"),
 }
 
+
+@dataclass(frozen=True)
+class Links:
+    """The levels of the network below a chip's HBM (lesson 04), bytes/s one way.
+
+    A chip talks to its neighbours over a fast level (TPU: ICI links in a torus; GPU: NVLink
+    through the node's NVSwitches), to its host over PCIe, and to chips in other slices or
+    nodes through its host's network card (TPU: the data-center network, DCN; GPU:
+    InfiniBand or Ethernet, one card per GPU). `Chip.link_bw` is one fast link; `links` says
+    how many of them a chip has. The network is quoted per host and shared by its chips.
+    """
+    fast: str  # "ICI" or "NVLink": within a slice (TPU) or a node (GPU)
+    links: int  # how many of Chip.link_bw a chip drives at once (TPU: torus ports; GPU: 1, see below)
+    pcie_bw: float  # host <-> chip, one way, per chip
+    network: str  # "DCN" or "InfiniBand": across slices or nodes
+    network_bw: float  # one host's (node's) network cards together, one way
+    chips_per_host: int  # chips sharing those cards
+    domain: int  # most chips one fast level joins: a TPU pod, a GPU NVLink node
+    source: str = ""
+
+    @property
+    def network_bw_per_chip(self) -> float:
+        return self.network_bw / self.chips_per_host
+
+
+Gbit = 1e9 / 8  # bytes/s of one gigabit per second, as network cards are quoted
+
+# One row per CHIPS entry. TPU figures: jax-ml/scaling-book, "How to Think About TPUs"
+# (https://jax-ml.github.io/scaling-book/tpus/, section "TPU Specs": PCIe ~1.6e10 B/s per TPU,
+# 3.2e10 on v6e; DCN ~6.25e9 B/s per TPU, 12.5e9 on v6e, 3.125e9 on v5e; v4 and v5p are 3-D
+# tori, six neighbours; v5e and v6e 2-D tori, four) and the Cloud TPU pages named per row.
+# GPU figures: NVIDIA's datasheets (NVLink and PCIe are quoted there as both directions
+# together; halved here) and the DGX systems' network cards (one card per GPU); the
+# scaling book's "How to Think About GPUs" (https://jax-ml.github.io/scaling-book/gpus/)
+# gives the same 450e9 NVLink and 400e9 per-node InfiniBand for an H100 node.
+LINKS: dict[str, Links] = {
+    # cloud.google.com/tpu/docs/v4: 4096-chip pod, 3-D torus; 4 chips per host (2x2x1).
+    # DCN: scaling book's 6.25e9 per TPU x 4 chips; ICI 4.5e10 per link (Chip.link_bw) x 6.
+    "TPU v4": Links("ICI", 6, 1.6e10, "DCN", 4 * 6.25e9, 4, 4096,
+                    "scaling-book tpus (PCIe, DCN per TPU, 6 links); cloud.google.com/tpu/docs/v4"),
+    # cloud.google.com/tpu/docs/v5e: 4 ICI ports, 8 chips per host, "2 x 100 Gbps NIC" per host
+    # (= the scaling book's 3.125e9 per chip). Google's 400 GB/s bidirectional ICI per chip is
+    # 5e10 per port one way; Chip.link_bw keeps the scaling book's 4.5e10.
+    "TPU v5e": Links("ICI", 4, 1.6e10, "DCN", 2 * 100 * Gbit, 8, 256,
+                     "cloud.google.com/tpu/docs/v5e (NICs, ports); scaling-book tpus (PCIe)"),
+    # cloud.google.com/tpu/docs/v5p: 1200 GB/s bidirectional ICI per chip (6 x 1e11 one way),
+    # "DCN bandwidth per chip 50 Gbps" (= 6.25e9 B/s), 4 chips per host, 8960-chip pod.
+    "TPU v5p": Links("ICI", 6, 1.6e10, "DCN", 4 * 50 * Gbit, 4, 8960,
+                     "cloud.google.com/tpu/docs/v5p (ICI, DCN per chip); scaling-book tpus (PCIe)"),
+    # cloud.google.com/tpu/docs/v6e: 800 GB/s bidirectional ICI per chip over 4 ports, 8 chips
+    # per host, PCIe Gen5; PCIe 3.2e10 and DCN 12.5e9 per TPU from the scaling book.
+    "TPU v6e": Links("ICI", 4, 3.2e10, "DCN", 8 * 12.5e9, 8, 256,
+                     "cloud.google.com/tpu/docs/v6e (ports, chips per host); scaling-book tpus (PCIe, DCN)"),
+    # A GPU's NVLink ports all go to the NVSwitches, so one GPU can send Chip.link_bw (its
+    # whole NVLink bandwidth, one way) to any peer: links = 1. A100 datasheet
+    # (nvidia.com/content/dam/en-zz/Solutions/Data-Center/a100/pdf/nvidia-a100-datasheet-us-nvidia-1758950-r4-web.pdf):
+    # NVLink 600 GB/s, PCIe Gen4 64 GB/s; DGX A100: 8 x ConnectX-6 200 Gb/s HDR InfiniBand.
+    "A100": Links("NVLink", 1, 32e9, "InfiniBand", 8 * 200 * Gbit, 8, 8,
+                  "NVIDIA A100 datasheet (NVLink 600 GB/s, PCIe Gen4 64 GB/s); DGX A100 (8 x 200 Gb/s)"),
+    # nvidia.com/en-us/data-center/h100: NVLink 900 GB/s, PCIe Gen5 128 GB/s; DGX H100: eight
+    # single-port ConnectX-7, 400 Gb/s InfiniBand (docs.nvidia.com/dgx-basepod, core components).
+    "H100": Links("NVLink", 1, 64e9, "InfiniBand", 8 * 400 * Gbit, 8, 8,
+                  "NVIDIA H100 datasheet (NVLink 900 GB/s, PCIe Gen5 128 GB/s); DGX H100 (8 x 400 Gb/s)"),
+    # nvidia.com/en-us/data-center/h200: NVLink 900 GB/s, PCIe Gen5 128 GB/s; DGX H200 has the
+    # DGX H100's eight 400 Gb/s ConnectX-7 (docs.nvidia.com/dgx-basepod, core components).
+    "H200": Links("NVLink", 1, 64e9, "InfiniBand", 8 * 400 * Gbit, 8, 8,
+                  "NVIDIA H200 datasheet (NVLink 900 GB/s, PCIe Gen5 128 GB/s); DGX H200 (8 x 400 Gb/s)"),
+    # NVLink 5: 1.8 TB/s per GPU (docs.nvidia.com/dgx/dgxgb200-user-guide/networking.html);
+    # DGX B200 user guide (docs.nvidia.com/dgx/dgxb200-user-guide): PCIe Gen5 hosts, eight
+    # single-port ConnectX-7 up to 400 Gb/s; PCIe Gen5 x16 is 64e9 each way.
+    "B200": Links("NVLink", 1, 64e9, "InfiniBand", 8 * 400 * Gbit, 8, 8,
+                  "NVIDIA NVLink 5 (1.8 TB/s per GPU); DGX B200 user guide (PCIe Gen5, 8 x 400 Gb/s)"),
+}
+
 # device_kind strings as JAX reports them, matched in order (v5 lite is v5e, v6 lite is v6e).
 _KINDS = [("v5 lite", "TPU v5e"), ("v5e", "TPU v5e"), ("v6 lite", "TPU v6e"), ("v6e", "TPU v6e"),
           ("v5p", "TPU v5p"), ("tpu v5", "TPU v5p"), ("tpu v4", "TPU v4"), ("a100", "A100"),
