@@ -3,7 +3,8 @@ float32 accumulator (blocks from shared.kernels.choose_blocks), the tiled matmul
 intensity per tile size (shared.kernels.matmul_hbm_bytes) against chips' ridge points, the
 flash-attention kernel's loop over key blocks with the causal tiles skipped
 (shared.flash_pallas's block sizes and loop bound), and compile / lower / export / cache
-stages timed here (shared.aot).
+stages timed here (shared.aot), and the double-buffered HBM -> VMEM pipeline of
+shared.kernels.matmul_k_grid on a TPU v5e (shared.kernels.pipeline_model).
 """
 
 from __future__ import annotations
@@ -265,6 +266,68 @@ def draw_aot(path: Path) -> None:
     draw.save(fig, path)
 
 
+PIPE_SIZE = 4096  # the pipeline figure's bf16 matmul, M = N = K
+
+
+def _schedule(p, n: int) -> tuple[list, list, list]:
+    """The first n steps of a double-buffered pipeline: (start, end) of each step's copy in,
+    its compute, and each output block's copy out. Copy i + 1 starts as soon as copy i is done
+    and its buffer slot is free (compute i - 1 finished); compute i starts when copy i has
+    landed and compute i - 1 is done; an output block leaves after its last K step."""
+    copies, computes, outs = [], [], []
+    for i in range(n):
+        start = max(copies[-1][1] if copies else 0.0, computes[i - 2][1] if i >= 2 else 0.0)
+        copies.append((start, start + p.copy_s))
+        begin = max(copies[i][1], computes[-1][1] if computes else 0.0)
+        computes.append((begin, begin + p.compute_s))
+        if (i + 1) % p.grid[2] == 0:
+            outs.append((computes[i][1], computes[i][1] + p.out_bytes_per_block / p.hbm_bw))
+    return copies, computes, outs
+
+
+def draw_pipeline(path: Path) -> None:
+    from shared import kernels
+
+    cases = [(512, "the copies hide under compute"), (128, "compute waits for every copy")]
+    fig, axes = _figure(11.5, 5.6, len(cases), 1)
+    steps = 10
+    for ax, (b, verdict) in zip(axes, cases):
+        p = kernels.pipeline_model(PIPE_SIZE, PIPE_SIZE, PIPE_SIZE, (b, b, b), "TPU v5e")
+        copies, computes, outs = _schedule(p, steps)
+        us = 1e6
+        for i, ((c0, c1), (k0, k1)) in enumerate(zip(copies, computes)):
+            slot = "AB"[i % 2]
+            kk = i % p.grid[2]
+            nxt = "\nnext (i, j)" if i >= p.grid[2] else ""  # the next output block's first blocks
+            draw.box(ax, c0 * us, 2.1, (c1 - c0) * us, 0.8, f"k={kk} →{slot}{nxt}", color="tab:green",
+                     alpha=0.45, fontsize=7)
+            draw.box(ax, k0 * us, 1.1, (k1 - k0) * us, 0.8, f"k={kk}\n{slot}", color="tab:purple",
+                     alpha=0.45, fontsize=7)
+        for o0, o1 in outs:
+            draw.box(ax, o0 * us, 0.1, (o1 - o0) * us, 0.8, "out\n(i, j)", color="tab:orange",
+                     alpha=0.5, fontsize=7)
+        if not outs:
+            ax.text(computes[-1][1] * 1e6 / 2, 0.5, f"the output block leaves after k = {p.grid[2] - 1}, "
+                    "beyond this frame", ha="center", va="center", fontsize=8, color="grey")
+        end = max(computes[-1][1], *(o[1] for o in outs)) if outs else computes[-1][1]
+        ax.set_xlim(0, end * us * 1.01)
+        ax.set_ylim(0, 3.0)
+        ax.set_yticks([0.5, 1.5, 2.5], ["copy out\nVMEM→HBM", "compute\n(MXU)", "copy in\nHBM→VMEM"],
+                      fontsize=8)
+        ax.set_xlabel("µs")
+        ax.grid(True, axis="x", linewidth=0.3)
+        ax.set_title(
+            f"TPU v5e, bf16 {PIPE_SIZE}³, blocks ({b}, {b}, {b}): per step {p.flops_per_step / 1e6:,.0f} "
+            f"MFLOP in {p.compute_s * us:.3f} µs, {p.bytes_per_step / 2**10:,.0f} KiB in "
+            f"{p.copy_s * us:.3f} µs — {verdict}\n"
+            f"{p.flops_per_step / p.bytes_per_step:.0f} FLOP/B vs ridge {p.ridge:.0f}; "
+            f"VMEM {p.vmem_bytes / 2**20:.2f} MiB (2 × blocks + float32 accumulator); "
+            f"whole call {p.time_s * 1e3:.2f} ms (pipeline_model)", fontsize=9)
+    fig.suptitle("Double buffering: step k+1's blocks are copied into slot B while step k computes on "
+                 "slot A (first copy: the bubble)", fontsize=10)
+    draw.save(fig, path)
+
+
 # Longer than a test should wait (two fresh processes that compile the training step):
 # drawn by `python -m shared.figures`, left out of tests/test_figures.py.
 SLOW = {"aot_stages.png"}
@@ -274,4 +337,5 @@ FIGURES = {
     "tile_intensity.png": draw_tile_intensity,
     "flash_tiles.png": draw_flash,
     "aot_stages.png": draw_aot,
+    "pipeline.png": draw_pipeline,
 }
