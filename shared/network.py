@@ -76,12 +76,17 @@ def intensity(chip: str, level: str, dtype: str = "bfloat16") -> float:
     return hardware.CHIPS[chip].flops(dtype) / level_bandwidth(chip, level)
 
 
+def _gb(bw: float) -> str:
+    gb = bw / 1e9
+    return f"{gb:,.0f}" if gb >= 100 else f"{gb:.3g}"
+
+
 def intensity_rows(chips: Sequence[str] = tuple(hardware.LINKS), dtype: str = "bfloat16") -> list[str]:
     """A printable table: per chip, each level's bandwidth and the intensity it asks for."""
     head = f"{'chip':8s} {'peak':>9s}  " + "  ".join(f"{lv:>18s}" for lv in LEVELS)
     rows = [head, f"{'':8s} {'FLOP/s':>9s}  " + "  ".join(f"{'GB/s -> FLOP/B':>18s}" for _ in LEVELS)]
     for chip in chips:
-        cells = [f"{level_bandwidth(chip, lv) / 1e9:7,.1f} -> {intensity(chip, lv, dtype):7,.0f}"
+        cells = [f"{_gb(level_bandwidth(chip, lv)):>7s} -> {intensity(chip, lv, dtype):7,.0f}"
                  for lv in LEVELS]
         rows.append(f"{chip:8s} {hardware.CHIPS[chip].flops(dtype):9.3g}  " + "  ".join(f"{c:>18s}" for c in cells))
     return rows
