@@ -34,6 +34,20 @@ from shared.config import Error
 MASKED = -1e30
 
 
+def einsum32(spec: str, a: jax.Array, b: jax.Array) -> jax.Array:
+    """jnp.einsum(spec, a, b) with its products summed in float32 (the result is float32).
+
+    On a CPU, bfloat16 operands are converted to float32 first (exactly: every bfloat16 is a
+    float32). XLA:CPU runs some batched dots outside its bfloat16 kernels, on a fallback
+    that cannot give a float32 result from bfloat16 inputs ("UNIMPLEMENTED ... BF16 x BF16 =
+    F32"); the decode step's weighted sum over a KV cache at batch >= 2 was one. The
+    arithmetic is the same as a GPU's or TPU's bfloat16 matmul with float32 accumulation.
+    """
+    if jax.default_backend() == "cpu":
+        a, b = (x.astype(jnp.float32) if x.dtype != jnp.float32 else x for x in (a, b))
+    return jnp.einsum(spec, a, b, preferred_element_type=jnp.float32)
+
+
 class AttentionError(Error):
     """Attention cannot run as asked (unknown implementation, shapes); one line."""
 
@@ -71,14 +85,13 @@ def reference(q: jax.Array, k: jax.Array, v: jax.Array, *, causal: bool = True,
     G = H // K
     scale = D ** -0.5 if scale is None else scale
     qg = q.reshape(B, S, K, G, D)  # [B, S, K, G, D]: query heads grouped by the K head they read
-    scores = jnp.einsum("BSKGD,BTKD->BKGST", qg, k, preferred_element_type=jnp.float32) * scale
+    scores = einsum32("BSKGD,BTKD->BKGST", qg, k) * scale
     allowed = mask(S, T, causal=causal, segment_ids=segment_ids, q_positions=q_positions,
                    k_positions=k_positions)[:, None, None]  # [B or 1, 1, 1, S, T]
     scores = jnp.where(allowed, scores, -jnp.inf)
     weights = jax.nn.softmax(scores, axis=-1)
     weights = jnp.where(allowed, weights, 0.0)  # rows with no allowed key give 0, not NaN
-    out = jnp.einsum("BKGST,BTKD->BSKGD", weights.astype(v.dtype), v,
-                     preferred_element_type=jnp.float32)
+    out = einsum32("BKGST,BTKD->BSKGD", weights.astype(v.dtype), v)
     return out.reshape(B, S, H, D).astype(q.dtype)  # [B, S, H, D]
 
 
@@ -103,7 +116,7 @@ def _block_scores(q_blk, k_blk, i, j, *, bq, bk, offset, causal, segment_ids, po
     float32, masked entries set to MASKED. The mask comes from positions and segment
     ids of this block only.
     """
-    s = jnp.einsum("BSKGD,BTKD->BKGST", q_blk, k_blk, preferred_element_type=jnp.float32) * scale
+    s = einsum32("BSKGD,BTKD->BKGST", q_blk, k_blk) * scale
     allowed = None
     if causal and positions is None:
         q_pos = offset + i * bq + jnp.arange(bq)  # queries are the last S of the T positions
@@ -173,8 +186,7 @@ def _blockwise_forward(q, k, v, segment_ids, positions, causal, scale, block_q, 
             p = jnp.exp(s - m_new[..., None])
             rescale = jnp.exp(m - m_new)  # < 1 when this block raised the max
             l = rescale * l + p.sum(axis=-1)
-            pv = jnp.einsum("BKGST,BTKD->BSKGD", p.astype(v.dtype), v_blk,
-                            preferred_element_type=jnp.float32)
+            pv = einsum32("BKGST,BTKD->BSKGD", p.astype(v.dtype), v_blk)
             acc = jnp.moveaxis(rescale, -1, 1)[..., None] * acc + pv
             return acc, m_new, l
 
@@ -221,12 +233,11 @@ def blockwise_backward(q, k, v, segment_ids, positions, out, lse, d_out, causal,
             delta_blk = jax.lax.dynamic_slice_in_dim(delta, i * bq, bq, axis=-1)
             s = scores(q_blk, k_blk, i, j)  # [B, K, G, bq, bk]
             p = jnp.exp(s - lse_blk[..., None])  # masked: exp(MASKED - lse) = 0
-            dv += jnp.einsum("BKGST,BSKGD->BTKD", p.astype(do_blk.dtype), do_blk,
-                             preferred_element_type=jnp.float32)
-            dp = jnp.einsum("BSKGD,BTKD->BKGST", do_blk, v_blk, preferred_element_type=jnp.float32)
+            dv += einsum32("BKGST,BSKGD->BTKD", p.astype(do_blk.dtype), do_blk)
+            dp = einsum32("BSKGD,BTKD->BKGST", do_blk, v_blk)
             ds = (p * (dp - delta_blk[..., None]) * scale).astype(q.dtype)  # d(loss)/d(q.k)
-            dk += jnp.einsum("BKGST,BSKGD->BTKD", ds, q_blk, preferred_element_type=jnp.float32)
-            dq_blk = jnp.einsum("BKGST,BTKD->BSKGD", ds, k_blk, preferred_element_type=jnp.float32)
+            dk += einsum32("BKGST,BSKGD->BTKD", ds, q_blk)
+            dq_blk = einsum32("BKGST,BTKD->BSKGD", ds, k_blk)
             dq = jax.lax.dynamic_update_slice_in_dim(
                 dq, jax.lax.dynamic_slice_in_dim(dq, i * bq, bq, axis=1) + dq_blk, i * bq, axis=1)
             return dq, dk, dv
