@@ -10,6 +10,8 @@ import jax
 import jax.numpy as jnp
 
 from shared import attention as attn_lib
+from shared.bench import _flags
+from shared.config import ConfigError
 from shared.course import mine
 from shared.timing import timeit
 
@@ -95,7 +97,16 @@ def measure(fn, q, k, v, *, budget: int, runs: int) -> dict:
     return {"temp": temp, "time": timing.median, "error": error, "note": ""}
 
 
+def check(args: argparse.Namespace) -> None:
+    """Every flag's bad values, one line each, before any JAX work (shared.bench._flags)."""
+    _flags.at_least(args, 1, "sizes", "batch", "heads", "kv_heads", "head_dim", "pallas_max", "runs")
+    if args.heads is not None and args.kv_heads is not None and args.heads % args.kv_heads:
+        raise ConfigError(f"--heads {args.heads} must be a multiple of --kv-heads {args.kv_heads}")
+    _flags.in_range(args, "memory_fraction", 0, 1, low_open=True)
+
+
 def run(args: argparse.Namespace) -> None:
+    check(args)
     start = time.perf_counter()
     device = jax.devices()[0]
     defaults = DEFAULTS["cpu" if device.platform == "cpu" else "gpu"]  # a TPU gets the GPU's sizes

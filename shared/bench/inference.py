@@ -16,7 +16,7 @@ import numpy as np
 
 from shared import config as cfg
 from shared import data, hardware, inference, model, quant, sampling
-from shared.bench import serving
+from shared.bench import _flags, serving
 from shared.train import load_params
 
 HELP = "naive vs KV-cache decoding, decode MBU, continuous batching, paged KV, int8 weights"
@@ -69,7 +69,14 @@ def decode_seconds(params, config: cfg.ModelConfig, batch: int, steps: int, max_
     return (time.perf_counter() - start) / steps
 
 
+def check(args) -> None:
+    """Every flag's bad values, one line each, before any JAX work (shared.bench._flags)."""
+    _flags.at_least(args, 1, "new_tokens", "requests")
+    _flags.run_folder(args, "checkpoint")  # a missing folder is said now, not after the timings
+
+
 def run(args) -> None:
+    check(args)
     chip = hardware.detect()
     accel = jax.devices()[0].platform != "cpu"
     print(hardware.describe(chip))

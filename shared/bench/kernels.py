@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from shared import hardware, kernels, roofline
+from shared.bench import _flags
 from shared.timing import timeit
 
 HELP = "Pallas matmul and fused matmul+ReLU vs jit(relu(a @ b)): time, TFLOP/s, error (interpret mode on CPU)"
@@ -41,7 +42,13 @@ def _relative_error(got: jax.Array, want: jax.Array) -> float:
     return float(jnp.max(jnp.abs(got - want)) / jnp.max(jnp.abs(want)))
 
 
+def check(args: argparse.Namespace) -> None:
+    """Every flag's bad values, one line each, before any JAX work (shared.bench._flags)."""
+    _flags.at_least(args, 1, "sizes")
+
+
 def run(args: argparse.Namespace) -> None:
+    check(args)
     where = kernels.platform()
     accelerator = where != "cpu"
     dtype = jnp.dtype(args.dtype or ("bfloat16" if accelerator else "float32"))

@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 
 from shared import hardware, roofline
+from shared.bench import _flags
 from shared.course import mine
 
 HELP = "matmul and elementwise sweep: FLOPs, bytes, intensity, bound, time, fraction of bound; writes a roofline PNG"
@@ -78,7 +79,14 @@ def sweep(dtype: str, sizes: dict, runs: int) -> list[roofline.Analysis]:
     return points
 
 
+def check(args: argparse.Namespace) -> None:
+    """Every flag's bad values, one line each, before any JAX work (shared.bench._flags)."""
+    _flags.at_least(args, 1, "runs")
+    _flags.writable_file(args, "out")
+
+
 def run(args: argparse.Namespace) -> None:
+    check(args)
     start = time.perf_counter()
     platform = jax.devices()[0].platform
     on_cpu = platform == "cpu"

@@ -19,6 +19,7 @@ import jax
 import numpy as np
 
 from shared import engine, inference, model, paged
+from shared.bench import _flags
 from shared.config import FAST, ConfigError, ModelConfig
 from shared.course import mine
 from shared.train import load_params
@@ -127,9 +128,17 @@ def load(args) -> tuple[ModelConfig, dict]:
     return config, model.init(config, jax.random.key(0))
 
 
+def check(args) -> None:
+    """Every flag's bad values, one line each, before any JAX work (shared.bench._flags)."""
+    _flags.at_least(args, 1, "requests", "slots")
+    _flags.at_least(args, 0, "seed")
+    if args.max_len is not None and (args.max_len < 16 or args.max_len % 16):
+        raise ConfigError(f"--max-len must be a multiple of 16 (16, 32, ...), got {args.max_len}")
+    _flags.run_folder(args, "checkpoint")
+
+
 def run(args) -> None:
-    if args.requests < 1 or args.slots < 1:
-        raise ConfigError("--requests and --slots must be >= 1")
+    check(args)
     config, params = load(args)
     max_len = args.max_len or config.seq_len
     if max_len > config.seq_len or max_len % 16:

@@ -11,6 +11,8 @@ import jax.numpy as jnp
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from shared import collectives, hardware, sharding
+from shared.bench import _flags
+from shared.config import ConfigError
 from shared.course import mine
 from shared.devices import simulate_cpu_devices
 from shared.timing import timeit
@@ -96,7 +98,19 @@ def collective_rows(devices, sizes, dtype, link_bw, runs) -> list[str]:
     return rows
 
 
+def check(args: argparse.Namespace) -> None:
+    """Every flag's bad values, one line each, before any JAX work (shared.bench._flags). The
+    sizes split evenly over a power of two of devices (B = 2048, E = 512 on a CPU)."""
+    _flags.power_of_two(args, "devices", 2, 512)
+    _flags.power_of_two(args, "model", 1, 512)
+    if args.model > args.devices:
+        raise ConfigError(f"--model {args.model} must divide --devices {args.devices} "
+                          f"(a power of two up to {args.devices})")
+    _flags.at_least(args, 1, "runs")
+
+
 def run(args: argparse.Namespace) -> None:
+    check(args)
     start = time.perf_counter()
     simulate_cpu_devices(args.devices)  # only the CPU backend; must precede any JAX work
     devices = jax.devices()

@@ -18,6 +18,7 @@ import numpy as np
 
 from shared import config as cfg
 from shared import data, hardware, inference, model, speculative
+from shared.bench import _flags
 from shared.train import load_params, train
 
 HELP = "speculative decoding: acceptance, tokens per target pass, tok/s vs plain greedy"
@@ -70,8 +71,20 @@ def parse_ks(text: str) -> list[int]:
     return ks
 
 
-def run(args) -> None:
+def check(args) -> list[int]:
+    """Every flag's bad values, one line each, before any JAX work (shared.bench._flags);
+    returns the draft lengths of --ks."""
     ks = parse_ks(args.ks)
+    _flags.at_least(args, 1, "target_steps", "draft_steps", "prompts", "repeat", "new_tokens")
+    for name in ("target", "draft"):
+        path = Path(getattr(args, name))
+        if path.exists() and not path.is_dir():
+            raise cfg.ConfigError(f"--{name} {path} is a file; give a run folder (trained into if new)")
+    return ks
+
+
+def run(args) -> None:
+    ks = check(args)
     print(hardware.describe(hardware.detect()))
     tc_, target = trained(args.target, TARGET, args.target_steps, "target")
     dc, draft = trained(args.draft, DRAFT, args.draft_steps, "draft")

@@ -24,7 +24,9 @@ import jax
 import numpy as np
 
 from shared import config as cfg
+from shared import attention as attn
 from shared import hardware, host_memory, model, profiling, roofline, train
+from shared.bench import _flags
 from shared.course import mine
 
 COMMAND = "python -m shared.bench train"  # its pieces: shared.course.mine.BUILDS
@@ -116,7 +118,19 @@ def goodput_run(mc: cfg.ModelConfig, tc: cfg.TrainConfig, steps: int) -> dict[st
         return train.train(mc, tc, folder, progress=False).goodput
 
 
+def check(args) -> None:
+    """Every flag's bad values, one line each, before any JAX work (shared.bench._flags)."""
+    if args.preset is not None:
+        cfg.preset(args.preset)  # a one-line ConfigError naming the valid presets
+    _flags.at_least(args, 1, "steps", "batch_size")
+    _flags.at_least(args, 0, "goodput_steps", "profile")
+    if args.attention is not None and args.attention not in attn.IMPLEMENTATIONS:
+        raise cfg.ConfigError(f"--attention {args.attention!r} is not one of "
+                              f"{', '.join(attn.IMPLEMENTATIONS)}")
+
+
 def run(args) -> None:
+    check(args)
     accelerator = jax.devices()[0].platform != "cpu"
     name = args.preset or ("125m" if accelerator else "small")
     p = cfg.preset(name)
