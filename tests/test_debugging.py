@@ -18,6 +18,7 @@ MC = dataclasses.replace(cfg.preset("tiny").model, seq_len=16, d_model=32, n_hea
                          n_layers=2)
 
 
+@functools.cache
 def loss(mc):
     return jax.jit(lambda p, b: model.loss_sums(p, b, mc))
 
@@ -54,13 +55,13 @@ def test_checkify_finds_the_origin_in_the_model_not_the_first_gradient():
 
 
 def test_checkify_finds_an_out_of_range_token_that_the_loss_hides():
-    mc = dataclasses.replace(MC, n_layers=1)
-    params = model.init(mc, jax.random.key(0))
-    tokens = np.zeros((1, mc.seq_len), np.int32)
-    tokens[0, 3] = mc.vocab_size + 44  # a tokenizer/vocabulary mismatch
+    """Shaped like the test above: loss_error reuses its compiled checker."""
+    params = model.init(MC, jax.random.key(0))
+    tokens = np.zeros((2, MC.seq_len), np.int32)
+    tokens[0, 3] = MC.vocab_size + 44  # a tokenizer/vocabulary mismatch
     batch = {"inputs": tokens, "targets": np.zeros_like(tokens)}
-    assert np.isfinite(float(loss(mc)(params, batch)[0]))  # the gather clamps: no error
-    found = debugging.loss_error(params, batch, mc)
+    assert np.isfinite(float(loss(MC)(params, batch)[0]))  # the gather clamps: no error
+    found = debugging.loss_error(params, batch, MC)
     assert found is not None and "out-of-bounds" in found.message, found
     assert "index 300" in found.message and "model.py" in found.where, found
 
@@ -96,10 +97,10 @@ def test_compile_counter_stable_loop_compiles_once():
     def step(w, x, lr):
         return w - lr * x * w
 
-    w = jnp.ones(8)
+    w, xs = jnp.ones(8), [jnp.full(8, float(i)) for i in range(5)]  # made before counting
     with debugging.compiles() as seen:
         for i in range(5):
-            w = step(w, jnp.full(8, float(i)), 0.1 / (i + 1))  # a Python float: traced, weak
+            w = step(w, xs[i], 0.1 / (i + 1))  # a Python float: traced, weak, the same type
     assert seen.of("step") == 1, seen.by_function
     assert seen.reasons == ["first call: step"], seen.reasons
 
@@ -109,9 +110,10 @@ def test_compile_counter_counts_a_compilation_per_new_shape_and_says_why():
     def grow(x):
         return (x * 2).sum()
 
+    batches = [jnp.ones(n) for n in range(1, 6)]  # a batch whose length changes every step
     with debugging.compiles() as seen:
-        for n in range(1, 6):
-            grow(jnp.ones(n))  # a batch whose length changes every step
+        for x in batches:
+            grow(x)
     assert seen.of("grow") == 5, seen.by_function
     assert all(r.startswith("new shape or dtype") for r in seen.reasons[1:]), seen.reasons
     assert "at x, now f32[5]" in seen.reasons[-1], seen.reasons
