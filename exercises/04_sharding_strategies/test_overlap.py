@@ -48,8 +48,9 @@ def check_collective_matmul_block(m):
         assert err < 1e-4 * max(1.0, float(np.abs(x @ w).max())), \
             f"{TASK} on {n} devices: max |error| {err:.2e} against x @ w"
         kinds = [c.kind for c in collectives.compiled_collectives(f, xs, ws)]
-        assert kinds == ["collective-permute"] * (n - 1), \
-            f"{TASK} on {n} devices: want {n - 1} collective-permutes and nothing else, the compiled program has {kinds}"
+        assert kinds == ["collective-permute"] * (n - 1), (f"{TASK} on {n} devices: want {n - 1} "
+                                                           "collective-permutes and nothing else, the "
+                                                           f"compiled program has {kinds}")
 
 
 def _body(jaxpr):
