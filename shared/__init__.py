@@ -15,7 +15,7 @@ so data flows one way, text -> tokens -> batches -> step -> checkpoint -> engine
     floor 2  using the model   train (optimizer, step, loop)   pipeline   checkpoint
                                inference (the KV cache: prefill and decode through model's
                                blocks)   paged   engine (scheduler and runner)   serving_tp
-                               generate
+                               generate   speculative (a draft proposes, the target verifies)
     floor 3  commands          train.__main__   generate.__main__   devices.__main__
                                bench (every benchmark)   course (check, the pytest plugin)
                                figures (every lesson's pictures)
@@ -27,7 +27,7 @@ FLOORS = {
         "kernels", "flash_pallas", "hardware", "timing", "roofline", "profiling", "goodput",
         "aot", "host_memory", "devices", "debugging", "network"),
     2: ("train", "pipeline", "checkpoint", "inference", "paged", "engine", "serving_tp",
-        "generate"),
+        "generate", "speculative"),
     3: ("train.__main__", "generate.__main__", "devices.__main__", "bench", "course", "check",
         "figures"),
 }

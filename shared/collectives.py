@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.sharding import Mesh, PartitionSpec as P
 
 from shared.config import Error
@@ -188,19 +189,43 @@ def _nbytes(tree) -> int:
     return sum(_nbytes(t) for t in tree)
 
 
-def _group_size(line: str, num_partitions: int) -> int:
-    """Devices per replica group, from any of the three ways XLA prints replica_groups."""
-    explicit = re.search(r"replica_groups=\{\{([0-9,]*)\}", line)
-    if explicit:
-        return len(explicit.group(1).split(","))
-    iota = re.search(r"replica_groups=\[(\d+),(\d+)\]<=", line)
+def _iota(dims: list[int], perm: list[int] | None) -> np.ndarray:
+    ids = np.arange(math.prod(dims)).reshape(dims)
+    return ids.transpose(perm) if perm else ids
+
+
+def _ints(text: str) -> list[int]:
+    return [int(t) for t in text.split(",") if t.strip()]
+
+
+def replica_groups(line: str, num_partitions: int) -> list[list[int]]:
+    """The device groups of one collective instruction, in any of XLA's printed forms."""
+    if " collective-permute" in line:
+        pairs = re.findall(r"\{(\d+),(\d+)\}", line.split("source_target_pairs=", 1)[-1])
+        return [[int(s), int(t)] for s, t in pairs if s != t]
+    explicit = re.search(r"replica_groups=\{((?:\{[0-9,]*\},?)*)\}", line)
+    if explicit and explicit.group(1):
+        return [_ints(g) for g in re.findall(r"\{([0-9,]*)\}", explicit.group(1))]
+    iota = re.search(r"replica_groups=\[(\d+),(\d+)\]<=\[([0-9,]+)\](?:T\(([0-9,]+)\))?", line)
     if iota:
-        return int(iota.group(2))
-    named = re.search(r"replica_groups=mesh\[([^\]]*)\]\s*\{([^}]*)\}", line)
+        ids = _iota(_ints(iota.group(3)), _ints(iota.group(4)) if iota.group(4) else None)
+        return ids.reshape(int(iota.group(1)), int(iota.group(2))).tolist()
+    named = re.search(r"replica_groups=mesh\[([^\]]*)\]"
+                      r"(?:,\s*device_ids=\(\[([0-9,]+)\](?:T\(([0-9,]+)\))?\))?\s*\{([^}]*)\}", line)
     if named:
-        sizes = dict((k, int(v)) for k, v in re.findall(r"'(\w+)'=(\d+)", named.group(1)))
-        return math.prod(sizes[a] for a in re.findall(r"'(\w+)'", named.group(2)))
-    return num_partitions  # replica_groups={} or absent: all devices
+        sizes = [(k, int(v)) for k, v in re.findall(r"'(\w+)'=(\d+)", named.group(1))]
+        shape = [v for _, v in sizes]
+        ids = (_iota(_ints(named.group(2)), _ints(named.group(3)) if named.group(3) else None)
+               if named.group(2) else np.arange(math.prod(shape))).reshape(shape)
+        over = [i for i, (k, _) in enumerate(sizes) if f"'{k}'" in named.group(4)]
+        rest = [i for i in range(len(sizes)) if i not in over]
+        return ids.transpose(rest + over).reshape(-1, math.prod(shape[i] for i in over)).tolist()
+    return [list(range(num_partitions))]  # replica_groups={} or none: every device
+
+
+def _group_size(line: str, num_partitions: int) -> int:
+    """Devices per replica group."""
+    return len(replica_groups(line, num_partitions)[0])
 
 
 def _permute_devices(line: str) -> int:

@@ -187,40 +187,6 @@ def slice_mesh(n_slices: int, per_slice: int, devices: Sequence | None = None) -
 
 # ---- collectives split by the mesh axes they run over ----
 
-def _iota(dims: list[int], perm: list[int] | None) -> np.ndarray:
-    ids = np.arange(math.prod(dims)).reshape(dims)
-    return ids.transpose(perm) if perm else ids
-
-
-def _ints(text: str) -> list[int]:
-    return [int(t) for t in text.split(",") if t.strip()]
-
-
-def replica_groups(line: str, num_partitions: int) -> list[list[int]]:
-    """The device groups of one collective instruction, in any of XLA's printed forms."""
-    if " collective-permute" in line:
-        pairs = re.findall(r"\{(\d+),(\d+)\}", line.split("source_target_pairs=", 1)[-1])
-        return [[int(s), int(t)] for s, t in pairs if s != t]
-    explicit = re.search(r"replica_groups=\{((?:\{[0-9,]*\},?)*)\}", line)
-    if explicit and explicit.group(1):
-        return [_ints(g) for g in re.findall(r"\{([0-9,]*)\}", explicit.group(1))]
-    iota = re.search(r"replica_groups=\[(\d+),(\d+)\]<=\[([0-9,]+)\](?:T\(([0-9,]+)\))?", line)
-    if iota:
-        ids = _iota(_ints(iota.group(3)), _ints(iota.group(4)) if iota.group(4) else None)
-        return ids.reshape(int(iota.group(1)), int(iota.group(2))).tolist()
-    named = re.search(r"replica_groups=mesh\[([^\]]*)\]"
-                      r"(?:,\s*device_ids=\(\[([0-9,]+)\](?:T\(([0-9,]+)\))?\))?\s*\{([^}]*)\}", line)
-    if named:
-        sizes = [(k, int(v)) for k, v in re.findall(r"'(\w+)'=(\d+)", named.group(1))]
-        shape = [v for _, v in sizes]
-        ids = (_iota(_ints(named.group(2)), _ints(named.group(3)) if named.group(3) else None)
-               if named.group(2) else np.arange(math.prod(shape))).reshape(shape)
-        over = [i for i, (k, _) in enumerate(sizes) if f"'{k}'" in named.group(4)]
-        rest = [i for i in range(len(sizes)) if i not in over]
-        return ids.transpose(rest + over).reshape(-1, math.prod(shape[i] for i in over)).tolist()
-    return [list(range(num_partitions))]  # replica_groups={} or none: every device
-
-
 def _instruction_lines(hlo_text: str) -> list[str]:
     """Collective instruction lines, in the order shared.collectives.hlo_collectives reads them."""
     return [line for line in hlo_text.splitlines()
@@ -253,7 +219,7 @@ def placed_collectives(hlo_text: str, mesh: Mesh) -> list[Placed]:
     for c in found:  # hlo_collectives skips collectives of computations never run: align by kind
         while start < len(lines) and collectives._INSTRUCTION.match(lines[start]).group("kind") != c.kind:
             start += 1
-        groups = replica_groups(lines[start], n)
+        groups = collectives.replica_groups(lines[start], n)
         start += 1
         axes = sorted({a for g in groups for a in axes_of(g, mesh)}, key=mesh.axis_names.index)
         size = (len(groups) if c.kind == "collective-permute" else len(groups[0])) if groups else 0

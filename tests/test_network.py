@@ -78,7 +78,7 @@ def test_fsdp_within_and_dp_across_asks_least_of_the_network(chip, n_within):
     ("x = f32[8] collective-permute(y), source_target_pairs={{0,1},{1,0},{2,2}}", [[0, 1], [1, 0]]),
 ])
 def test_replica_groups(line, groups):
-    assert network.replica_groups(line, 8) == groups
+    assert collectives.replica_groups(line, 8) == groups
 
 
 # ---- the hybrid mesh: 2 slices x 4 devices ----
