@@ -5,7 +5,7 @@ attention, autodiff's MLP), run on the same parameters. The properties (causalit
 segments, relative positions, attention weights that sum to one, losses that add up) say
 which mistake a difference is.
 
-Every check_* function takes the module under test, so tests/test_wrong_builds.py runs the
+Every check_* function takes the module under test, so tests/test_wrong_answers.py runs the
 same checks on kept wrong builds (tests/wrong/) and proves each is rejected by the check
 about its mistake; the test_* functions at the bottom are thin wrappers over them.
 """

@@ -9,7 +9,7 @@ correct timer can only read more), and a jitted function whose first call sleeps
 traced. For roofline_point, shared.roofline.Analysis on the same cost, chip and dtype, and a
 made-up chip with round peaks, on which every number is exact.
 
-Every check_* function takes the module under test, so tests/test_wrong_builds.py runs the
+Every check_* function takes the module under test, so tests/test_wrong_answers.py runs the
 same checks on kept wrong builds (tests/wrong/build_roofline_*.py) and proves each is rejected
 by the check about its mistake; the test_* functions at the bottom are thin wrappers over them.
 Lesson 02's checks run on a CPU, as `python -m pytest exercises/02_single_chip_performance`

@@ -8,7 +8,7 @@ the compiled MLP and attention under TP (shared.collectives: one all-reduce each
 else), and the real training step (shared.train.make_step) on your specs, whose loss and
 gradients must be those of one device.
 
-Every check_* function takes the module under test, so tests/test_wrong_builds.py runs the
+Every check_* function takes the module under test, so tests/test_wrong_answers.py runs the
 same checks on kept wrong builds (tests/wrong/build_specs_*.py) and proves each is rejected by
 the check about its mistake; the test_* functions at the bottom are thin wrappers over them.
 """

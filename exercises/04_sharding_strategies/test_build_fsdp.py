@@ -9,7 +9,7 @@ never all-reduce it; the ring must be n - 1 collective-permutes that send what a
 reduce-scatter would. What jax.vjp keeps between the two passes shows whether a device held
 on to a gathered weight; the per-device gradient must be the device's shard.
 
-Every check_* function takes the module under test, so tests/test_wrong_builds.py runs the
+Every check_* function takes the module under test, so tests/test_wrong_answers.py runs the
 same checks on kept wrong builds (tests/wrong/build_fsdp_*.py) and proves each is rejected by
 the check about its mistake; the test_* functions at the bottom are thin wrappers over them.
 """

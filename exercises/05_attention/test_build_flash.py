@@ -7,7 +7,7 @@ documents), a probe of which key/value head each query head reads, one key block
 several (the online softmax's rescale). The jaxprs show the rest: a jax.custom_vjp, and no
 [S, T] array in the forward or the backward pass.
 
-Every check_* function takes the module under test, so tests/test_wrong_builds.py runs the
+Every check_* function takes the module under test, so tests/test_wrong_answers.py runs the
 same checks on kept wrong builds (tests/wrong/build_flash_*.py) and proves each is rejected by
 the check about its mistake; the test_* functions at the bottom are thin wrappers over them.
 """

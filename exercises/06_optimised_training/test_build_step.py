@@ -7,7 +7,7 @@ against one big step on rows whose weights differ, the old state's buffers after
 dtypes of the new state and of every matmul's inputs, the residuals a layer keeps for the
 backward pass, and the compiled step's temporaries with and without remat.
 
-Every check_* function takes the module under test, so tests/test_wrong_builds.py runs the same
+Every check_* function takes the module under test, so tests/test_wrong_answers.py runs the same
 checks on kept wrong builds (tests/wrong/build_step_*.py) and proves each is rejected by the
 check about its mistake; the test_* functions at the bottom are thin wrappers over them.
 """

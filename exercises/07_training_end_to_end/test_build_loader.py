@@ -12,7 +12,7 @@ run resumed in a fresh copy of the module (as in a new process) seeing the batch
 uninterrupted run saw. Last, the core's own Loader with your two functions in it, the drop-in
 the training job runs, resumed from its saved state.
 
-Every check_* function takes the module under test, so tests/test_wrong_builds.py runs the
+Every check_* function takes the module under test, so tests/test_wrong_answers.py runs the
 same checks on kept wrong builds (tests/wrong/build_loader_*.py) and proves each is rejected by
 the check about its mistake; the test_* functions at the bottom are thin wrappers over them.
 """

@@ -8,7 +8,7 @@ Python's events beside the ops, a GPU's device planes whose other lines repeat t
 loop around its body, one op run several times), op names as XLA's CPU, GPU and TPU backends
 write them, and a small compiled-HLO text.
 
-Every check_* function takes the module under test, so tests/test_wrong_builds.py runs the
+Every check_* function takes the module under test, so tests/test_wrong_answers.py runs the
 same checks on kept wrong builds (tests/wrong/build_profile_*.py) and proves each is rejected by
 the check about its mistake; the test_* functions at the bottom are thin wrappers over them.
 """

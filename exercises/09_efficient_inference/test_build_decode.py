@@ -11,7 +11,7 @@ once decoding (the new tokens' positions), and a fake memory that records what t
 scheduler asked. The real serving code then runs on your pieces: the engine and static
 batching on your extend, and the engine on your admit and retire.
 
-Every check_* function takes the module under test, so tests/test_wrong_builds.py runs the
+Every check_* function takes the module under test, so tests/test_wrong_answers.py runs the
 same checks on kept wrong builds (tests/wrong/build_decode_*.py) and proves each is rejected
 by the check about its mistake; the test_* functions at the bottom are thin wrappers.
 """

@@ -13,7 +13,7 @@ reference's gradients; and the kernel lowers for a GPU through Triton (from this
 Interpret mode runs every program as ordinary JAX ops, so the shapes are tiny (S = T = 64,
 D = 16, blocks of 32) and each compiled kernel is kept (functools.cache).
 
-Every check_* function takes the module under test, so tests/test_wrong_builds.py runs the
+Every check_* function takes the module under test, so tests/test_wrong_answers.py runs the
 same checks on kept wrong builds (tests/wrong/build_pallas_*.py) and proves each is rejected
 by the check about its mistake; the test_* functions at the bottom are thin wrappers over them.
 """
