@@ -171,7 +171,11 @@ def generate(target: dict, target_config: ModelConfig, draft: dict, draft_config
     check_draft(target_config, draft_config)
     T = max_len or target_config.seq_len
     prompt = np.asarray(prompt, np.int32)
-    inference.check_fits(len(prompt), max_new_tokens + k, T)
+    inference.check_fits(len(prompt), max_new_tokens, T)
+    if len(prompt) + max_new_tokens + k - 1 > T:  # the last round writes up to k positions ahead
+        raise InferenceError(f"a prompt of {len(prompt)} tokens plus {max_new_tokens} new tokens with "
+                             f"k = {k} drafts per round needs {len(prompt) + max_new_tokens + k - 1} "
+                             f"cache positions; the cache holds {T}")
     tp, dp = inference.prepare(target, target_config), inference.prepare(draft, draft_config)
     tcache = inference.init_cache(target_config, 1, T)
     dcache = inference.init_cache(draft_config, 1, T)
