@@ -96,3 +96,9 @@ def test_requests_that_do_not_fit_name_the_numbers(target):
         speculative.generate(target, TARGET, target, TARGET, prompt, 52, k=4)  # 10 + 52 + 4 - 1 > 64
     with pytest.raises(inference.InferenceError, match="k"):
         speculative.generate(target, TARGET, target, TARGET, prompt, 8, k=0)
+
+
+def test_bench_rejects_bad_ks_in_one_line(capsys):
+    from shared.bench.__main__ import main
+    assert main(["speculative", "--ks", "1,0"]) == 2
+    assert "--ks must be >= 1" in capsys.readouterr().err
