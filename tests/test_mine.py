@@ -33,22 +33,25 @@ def test_the_stubs_are_not_pieces_and_the_answers_are():
 
 
 def test_training_on_the_answers_reaches_the_core_loss(corpus, tmp_path):
-    """The main job (train.train) on the answers' forward and loss, from the core's initial
-    parameters, so that the two runs differ only in the model's code. Measured on a 2-core
-    CPU: 150 tiny steps on this corpus bring the core to a validation loss of 0.1632 and
-    the answers to 0.1625; a model without the causal mask reaches 0.113, one without
-    RoPE on the keys 0.217. A tolerance of 0.01 sits between."""
+    """The main job (train.train) on every answer it runs at once (model, loader, step; the
+    model's own attention), from the core's initial parameters, so that the two runs differ
+    only in the code. Measured on a 2-core CPU with the model alone plugged in: 150 tiny
+    steps on this corpus bring the core to a validation loss of 0.1632 and the answers to
+    0.1625; a model without the causal mask reaches 0.113, one without RoPE on the keys
+    0.217. A tolerance of 0.01 sits between."""
     mc = cfg.preset("tiny").model
     tc = dataclasses.replace(cfg.preset("tiny").train, steps=150, eval_every=150,
                              checkpoint_every=150, warmup_steps=10)
-    answers = mine.pieces(solutions=True)["model"]
+    answers = mine.pieces(solutions=True, command=train_cli.COMMAND)
+    assert {"model", "loader", "step"} <= answers.keys()
     net = types.ModuleType("answers_from_the_core_init")
-    net.init, net.forward, net.loss_sums = model.init, answers.forward, answers.loss_sums
+    net.init, net.forward, net.loss_sums = model.init, answers["model"].forward, answers["model"].loss_sums
     core = train.train(mc, tc, tmp_path / "core", data_path=corpus, progress=False)
-    ours = train.train(mc, tc, tmp_path / "ours", data_path=corpus, progress=False, net=net)
+    with mine.plugged_in({k: answers[k] for k in ("loader", "step")}, mc):
+        ours = train.train(mc, tc, tmp_path / "ours", data_path=corpus, progress=False, net=net)
     loss = lambda r: [h["val_loss"] for h in r.history if "val_loss" in h][-1]
     assert abs(loss(ours) - loss(core)) < 0.01, \
-        f"validation loss with the answers' model {loss(ours):.4f}, with the core's {loss(core):.4f}"
+        f"validation loss with the answers' pieces {loss(ours):.4f}, with the core's {loss(core):.4f}"
     assert loss(core) < 1.0, f"the core did not learn this corpus in 150 steps: {loss(core):.3f}"
 
 
