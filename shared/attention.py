@@ -59,6 +59,18 @@ class Implementation(Protocol):
                  scale: float | None = None) -> jax.Array: ...
 
 
+def check_segment_ids(segment_ids: jax.Array | None, q_shape: tuple, k_shape: tuple) -> None:
+    """segment_ids must be [B, T] for queries [B, S, H, D] and keys [B, T, K, D]; else a
+    one-line AttentionError naming the shapes (rather than a broadcasting error deep inside)."""
+    if segment_ids is None:
+        return
+    B, T = k_shape[0], k_shape[1]
+    if tuple(segment_ids.shape) != (B, T):
+        raise AttentionError(f"segment_ids of shape {tuple(segment_ids.shape)} should be [B, T] = "
+                             f"{(B, T)} for queries of shape {tuple(q_shape)} and keys of shape "
+                             f"{tuple(k_shape)}")
+
+
 def mask(S: int, T: int, *, causal: bool, segment_ids: jax.Array | None,
          q_positions: jax.Array | None = None, k_positions: jax.Array | None = None) -> jax.Array:
     """Boolean [B or 1, S, T]: True where query s may attend to key t.
@@ -66,6 +78,9 @@ def mask(S: int, T: int, *, causal: bool, segment_ids: jax.Array | None,
     q_positions [B, S] and k_positions [B, T] default to the queries being the last S
     of the T positions.
     """
+    if segment_ids is not None and (segment_ids.ndim != 2 or segment_ids.shape[1] != T):
+        raise AttentionError(f"segment_ids of shape {tuple(segment_ids.shape)} should be [B, T] "
+                             f"with T = {T} key positions (S = {S} queries)")
     allowed = jnp.ones((1, S, T), bool)
     if causal:
         q_pos = jnp.arange(T - S, T)[None] if q_positions is None else q_positions  # [B or 1, S]
@@ -98,15 +113,68 @@ def reference(q: jax.Array, k: jax.Array, v: jax.Array, *, causal: bool = True,
 # --- blockwise: the flash-attention schedule in plain JAX ------------------------------------
 
 BLOCK_Q, BLOCK_K = 256, 256  # blockwise's default tiles (lesson 05 says how they were chosen)
+MIN_BLOCK = 16  # the smallest block chosen for a long sequence: smaller ones waste the matmul units
+# Padding rows' segment id: padded keys are masked for every real query (shared.flash_pallas too).
+PAD_SEGMENT = -(2**31)
+
+
+def tile(n: int, preferred: int, *, pow2: bool = False) -> tuple[int, int]:
+    """(block, padded length) for a sequence of n positions and a preferred block size.
+
+    n <= preferred: one block of n (pow2: the next power of two >= max(n, MIN_BLOCK), padded
+    to it). Otherwise the largest power of two <= preferred that divides n, down to MIN_BLOCK;
+    when none does (n = 300 = 4 x 75), the largest power of two whose padding adds at most
+    n / 8 positions (300: blocks of 64, padded to 320), else MIN_BLOCK.
+    """
+    if n <= preferred:
+        if not pow2:
+            return n, n
+        block = max(MIN_BLOCK, 1 << (n - 1).bit_length())
+        return block, block
+    block = 1 << (preferred.bit_length() - 1)  # the largest power of two <= preferred
+    while block >= MIN_BLOCK:
+        if n % block == 0:
+            return block, n
+        block //= 2
+    block = 1 << (preferred.bit_length() - 1)
+    while block > MIN_BLOCK and -(-n // block) * block - n > n / 8:
+        block //= 2
+    return block, -(-n // block) * block
 
 
 def _block_size(n: int, preferred: int, what: str) -> int:
-    """min(preferred, n), which must divide n: blocks tile the sequence exactly."""
-    block = min(preferred, n)
-    if n % block:
-        raise AttentionError(f"{what} length {n} is not a multiple of the block size {block}; "
-                         f"use a length that is, or pass a block size that divides it")
+    """tile's block for n, which must divide n here: the entry points pad first (pad_to_blocks)."""
+    block, padded = tile(n, preferred)
+    if padded != n:
+        raise AttentionError(f"{what} length {n} has no block size dividing it near {preferred}; "
+                             f"pad it (shared.attention.pad_to_blocks)")
     return block
+
+
+def pad_to_blocks(q, k, v, segment_ids, positions, block_q: int, block_k: int, *, pow2: bool = False):
+    """q, k, v, segment ids and positions padded on the left to whole blocks (tile), and how
+    many query rows were added (drop them from the output: out[:, pad:]).
+
+    Padding goes in front, so that the real queries stay the last S of the T positions and
+    their causal offset to the real keys is unchanged. The padded keys get segment id
+    PAD_SEGMENT, which no real query shares, so nothing reads them; the padded queries read
+    whatever they may (never NaN, MASKED rather than -inf) and are dropped. Their gradient is
+    zero, so the backward pass (which recomputes the same masks) is unchanged for the real rows.
+    """
+    B, S, T = q.shape[0], q.shape[1], k.shape[1]
+    S_pad, T_pad = tile(S, block_q, pow2=pow2)[1], tile(T, block_k, pow2=pow2)[1]
+    if (S_pad, T_pad) == (S, T):
+        return q, k, v, segment_ids, positions, 0
+    T_pad = max(T_pad, S_pad)  # queries are the last S of the T positions: S <= T
+    if T_pad != tile(T_pad, block_k, pow2=pow2)[1]:
+        T_pad = tile(T_pad, block_k, pow2=pow2)[1]
+    pq, pk = S_pad - S, T_pad - T
+    front = lambda x, n: jnp.pad(x, [(0, 0), (n, 0)] + [(0, 0)] * (x.ndim - 2))
+    seg = jnp.zeros((B, T), jnp.int32) if segment_ids is None else segment_ids.astype(jnp.int32)
+    seg = jnp.concatenate([jnp.full((B, pk), PAD_SEGMENT, jnp.int32), seg], axis=1)
+    if positions is not None:
+        positions = (front(positions[0], pq), front(positions[1], pk))
+    return front(q, pq), front(k, pk), front(v, pk), seg, positions, pq
 
 
 def _block_scores(q_blk, k_blk, i, j, *, bq, bk, offset, causal, segment_ids, positions, scale):
@@ -280,10 +348,13 @@ def blockwise(q: jax.Array, k: jax.Array, v: jax.Array, *, causal: bool = True,
               block_q: int = BLOCK_Q, block_k: int = BLOCK_K) -> jax.Array:
     """Flash attention's schedule in plain JAX: [bq, bk] scores at a time, never [S, T].
 
-    Block sizes are min(block, length) and must divide S and T. The backward pass
-    recomputes the scores block by block from the saved log-sum-exp (custom_vjp).
+    Any S and T: a length up to the block is one block; a longer one is cut into the
+    largest power-of-two block <= block_q (block_k) that divides it, down to MIN_BLOCK, or
+    padded to whole blocks and masked when none does (tile, pad_to_blocks). The backward
+    pass recomputes the scores block by block from the saved log-sum-exp (custom_vjp).
     Causal by index (no positions given), blocks above the diagonal are skipped.
     """
+    check_segment_ids(segment_ids, q.shape, k.shape)
     scale = q.shape[-1] ** -0.5 if scale is None else scale
     positions = None
     if q_positions is not None or k_positions is not None:
@@ -291,7 +362,10 @@ def blockwise(q: jax.Array, k: jax.Array, v: jax.Array, *, causal: bool = True,
         q_pos = jnp.arange(T - S, T) if q_positions is None else q_positions
         k_pos = jnp.arange(T) if k_positions is None else k_positions
         positions = (jnp.broadcast_to(q_pos, (B, S)), jnp.broadcast_to(k_pos, (B, T)))
-    return _blockwise(q, k, v, segment_ids, positions, causal, scale, block_q, block_k)
+    q, k, v, segment_ids, positions, pad = pad_to_blocks(q, k, v, segment_ids, positions,
+                                                         block_q, block_k)
+    out = _blockwise(q, k, v, segment_ids, positions, causal, scale, block_q, block_k)
+    return out[:, pad:]
 
 
 # --- xla: the library baseline --------------------------------------------------------------
@@ -377,8 +451,6 @@ def attention(q: jax.Array, k: jax.Array, v: jax.Array, *, causal: bool = True,
     if causal and S > T and not positions:
         raise AttentionError(f"causal attention treats the S={S} queries as the last of the "
                              f"T={T} positions, so S must be <= T")
-    if segment_ids is not None and segment_ids.shape != (B, T):
-        raise AttentionError(f"segment_ids of shape {tuple(segment_ids.shape)} should be "
-                             f"[B, T] = {(B, T)} for keys of shape {tuple(k.shape)}")
+    check_segment_ids(segment_ids, q.shape, k.shape)
     kw = {"q_positions": q_positions, "k_positions": k_positions} if positions else {}
     return fn(q, k, v, causal=causal, segment_ids=segment_ids, scale=scale, **kw)

@@ -28,6 +28,10 @@ class ConfigError(Error):
 # recomputes the cheap elementwise work (norms, RoPE, GELU, softmax) between them.
 REMAT = ("none", "full", "matmuls")
 MLPS = ("autodiff", "manual")  # how the MLP's backward pass is computed (shared.backward)
+# Attention implementations (shared.attention.IMPLEMENTATIONS, whose keys these must be). Each
+# serves any seq_len: blockwise and pallas cut a length into power-of-two blocks, or pad it to
+# whole blocks and mask the padding when none divides it (shared.attention.tile).
+ATTENTIONS = ("reference", "dense", "blockwise", "pallas", "xla")
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,8 @@ class ModelConfig:
             )
         if self.dtype not in ("float32", "bfloat16"):
             raise ConfigError(f"dtype must be 'float32' or 'bfloat16', got {self.dtype!r}")
+        if self.attention not in ATTENTIONS:
+            raise ConfigError(f"attention must be one of {', '.join(ATTENTIONS)}, got {self.attention!r}")
         if self.mlp not in MLPS:
             raise ConfigError(f"mlp must be one of {', '.join(MLPS)}, got {self.mlp!r}")
         if self.remat not in REMAT:

@@ -7,11 +7,12 @@ exist only as one [bq, bk] tile at a time. The same kernel runs in interpret
 mode on the CPU (chosen automatically; slow, for checking) and compiles natively
 on a GPU through Pallas's Triton backend. On a TPU it is untested.
 
-Tiling rules: the query block min(block_q, S) must divide S and the key block
-min(block_k, T) must divide T. Compiled for a GPU, Triton also needs those blocks
-and the head width D to be powers of two and at least 16 (its matrix units'
-smallest tile). Other shapes raise a one-line ValueError naming the shape and
-block; nothing is padded.
+Tiling: blocks are powers of two of at least 16 (Triton's smallest matrix tile on a GPU,
+and the same everywhere so that every platform runs the same program): the largest one up
+to block_q (block_k) that divides S (T), or, when none does or the length is shorter than
+a block, the length padded on the left to whole blocks with the padding masked
+(shared.attention.tile and pad_to_blocks), so any S and T run. Compiled for a GPU the head
+width D must also be a power of two >= 16; another D is a one-line AttentionError.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ import jax.numpy as jnp
 from jax.experimental import pallas as pl
 
 from shared.attention import BLOCK_K as BACKWARD_BLOCK_K, BLOCK_Q as BACKWARD_BLOCK_Q
-from shared.attention import MASKED, AttentionError, blockwise_backward
+from shared.attention import MASKED, AttentionError, blockwise_backward, check_segment_ids
+from shared.attention import pad_to_blocks, tile
 from shared.kernels import pallas_call, platform
 
 BLOCK_Q, BLOCK_K = 128, 64  # fits a GPU's shared memory for D up to 128 in float32 and bfloat16
@@ -97,7 +99,8 @@ def _flash_kernel(q_ref, k_ref, v_ref, q_seg_ref, k_seg_ref, o_ref, lse_ref, *,
 def _check_tiles(S: int, T: int, D: int, block_q: int, block_k: int, native_gpu: bool):
     for what, n, block in (("query length S", S, block_q), ("key length T", T, block_k)):
         if n % block:
-            raise AttentionError(f"pallas attention: {what}={n} is not a multiple of its block {block}")
+            raise AttentionError(f"pallas attention: {what}={n} is not a multiple of its block "
+                                 f"{block}; flash_attention pads it (shared.attention.pad_to_blocks)")
     if native_gpu:
         for what, n in (("query block", block_q), ("key block", block_k), ("head width D", D)):
             if n < 16 or n & (n - 1):
@@ -118,7 +121,7 @@ def flash_forward(q, k, v, *, segment_ids=None, causal: bool = True, scale: floa
     scale = D ** -0.5 if scale is None else scale
     where = platform()
     interpret = where == "cpu" if interpret is None else interpret
-    block_q, block_k = min(block_q, S), min(block_k, T)
+    block_q, block_k = tile(S, block_q, pow2=True)[0], tile(T, block_k, pow2=True)[0]
     _check_tiles(S, T, D, block_q, block_k, native_gpu=not interpret and where == "gpu")
 
     # Head-major layout, so each program's blocks are contiguous [rows, D] slabs.
@@ -155,13 +158,21 @@ def flash_forward(q, k, v, *, segment_ids=None, causal: bool = True, scale: floa
 
 # --- the kernel as one of shared.attention's implementations: the blockwise backward -----------
 
+def _forward(q, k, v, segment_ids, causal, scale):
+    """flash_forward with the blocks named (tile's, which divide the padded S and T), so that a
+    kernel plugged in its place (lesson 10's build exercise, min(block, length)) tiles them too."""
+    block_q, block_k = tile(q.shape[1], BLOCK_Q, pow2=True)[0], tile(k.shape[1], BLOCK_K, pow2=True)[0]
+    return flash_forward(q, k, v, segment_ids=segment_ids, causal=causal, scale=scale,
+                         block_q=block_q, block_k=block_k)
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5))
 def _attention(q, k, v, segment_ids, causal, scale):
-    return flash_forward(q, k, v, segment_ids=segment_ids, causal=causal, scale=scale)[0]
+    return _forward(q, k, v, segment_ids, causal, scale)[0]
 
 
 def _attention_fwd(q, k, v, segment_ids, causal, scale):
-    out, lse = flash_forward(q, k, v, segment_ids=segment_ids, causal=causal, scale=scale)
+    out, lse = _forward(q, k, v, segment_ids, causal, scale)
     B, H, S = lse.shape
     lse = lse.reshape(B, k.shape[2], H // k.shape[2], S)  # [B, H, S] -> [B, K, G, S]
     return out, (q, k, v, segment_ids, out, lse)
@@ -181,9 +192,12 @@ def flash_attention(q: jax.Array, k: jax.Array, v: jax.Array, *, causal: bool = 
               segment_ids: jax.Array | None = None, scale: float | None = None) -> jax.Array:
     """shared.attention's "pallas": this kernel's forward, the blockwise backward.
 
-    Tiling rules are flash_forward's; the backward needs S and T to be multiples of
-    min(256, S) and min(256, T), as blockwise does. Queries are the last S of the T
-    positions (no explicit positions, so no KV cache).
+    Any S <= T: lengths that no power-of-two block divides are padded to whole blocks and
+    the padding masked (shared.attention.pad_to_blocks); the backward pass (blockwise's, on
+    the padded arrays) then tiles them too. Queries are the last S of the T positions (no
+    explicit positions, so no KV cache).
     """
+    check_segment_ids(segment_ids, q.shape, k.shape)
     scale = q.shape[-1] ** -0.5 if scale is None else scale
-    return _attention(q, k, v, segment_ids, causal, scale)
+    q, k, v, segment_ids, _, pad = pad_to_blocks(q, k, v, segment_ids, None, BLOCK_Q, BLOCK_K, pow2=True)
+    return _attention(q, k, v, segment_ids, causal, scale)[:, pad:]
