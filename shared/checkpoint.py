@@ -16,6 +16,7 @@ import logging
 import os
 import shutil
 import sys
+import threading
 import warnings
 from pathlib import Path
 
@@ -92,10 +93,32 @@ def wait(mgr: ocp.CheckpointManager) -> None:
         raise _write_error(mgr, e) from None
 
 
-def quiet_background_errors() -> None:
-    """For the command lines: a failed save is reported once, in one line, by this module's
-    errors, so silence the copies orbax's writer threads log through absl."""
+def quiet_background_errors(command_line: bool = False) -> None:
+    """For the commands: a failed save or read is reported once, in one line, by this
+    module's errors, so silence the copies orbax's writer threads log through absl. With
+    `command_line` (the process is the command's own), also drop what threads started
+    outside Python write to stderr: when a save or restore fails, orbax closes its event loop
+    while tensorstore's C++ threads still hold callbacks for it, and each prints an "Event
+    loop is closed" traceback, during the run or at exit."""
     logging.getLogger("absl").setLevel(logging.CRITICAL)
+    if command_line and not isinstance(sys.stderr, _MuteForeignThreads):
+        sys.stderr = _MuteForeignThreads(sys.stderr)
+
+
+class _MuteForeignThreads:
+    """sys.stderr, less what threads started outside Python write to it (see
+    quiet_background_errors). Python's own threads and the main thread write as usual."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        if isinstance(threading.current_thread(), threading._DummyThread):  # a C++ thread
+            return len(text)
+        return self._stream.write(text)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
 
 
 def leave_now(code: int) -> None:

@@ -217,9 +217,10 @@ def test_train_cli_bad_inputs(tmp_path, corpus, capsys):
     code, err = run_train_cli(capsys, "--data", str(tmp_path / "nope.txt"), "--out", out)
     assert code == 2 and "does not exist" in err
     code, err = run_train_cli(capsys, "--resume", "--name", "none", "--out", out)
-    assert code == 2 and "holds no run" in err
+    assert code == 2 and "holds no saved step of a run" in err
     (tmp_path / "held").mkdir()
     checkpoint.save_config(tmp_path / "held", MICRO, MICRO_TRAIN, {"data": corpus})
+    (tmp_path / "held" / "checkpoints" / "1").mkdir(parents=True)  # a run that saved a step
     code, err = run_train_cli(capsys, "--name", "held", "--out", out, "--data", corpus)
     assert code == 2 and "already holds a run" in err
     assert (tmp_path / "held" / "config.json").exists(), "a refused run must not touch the old one"

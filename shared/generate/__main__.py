@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import threading
 import warnings
 from pathlib import Path
 
@@ -69,24 +68,6 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-class _MuteForeignThreads:
-    """sys.stderr, less what threads started outside Python write to it. When a restore meets
-    a damaged checkpoint, orbax closes its event loop while tensorstore's C++ threads still
-    hold callbacks for it; each then prints an "Event loop is closed" traceback, during the
-    run or at exit. Python's own threads and the main thread write as usual."""
-
-    def __init__(self, stream):
-        self._stream = stream
-
-    def write(self, text: str) -> int:
-        if isinstance(threading.current_thread(), threading._DummyThread):  # a C++ thread
-            return len(text)
-        return self._stream.write(text)
-
-    def __getattr__(self, name):
-        return getattr(self._stream, name)
-
-
 def check_args(args) -> None:
     """Every flag's bad values, as a one-line Error, before anything is read or compiled."""
     if not math.isfinite(args.temperature) or args.temperature < 0:
@@ -128,9 +109,7 @@ def main(argv: list[str] | None = None, leave_on_error: bool = False) -> int:
     threads of a failed restore print nothing at exit; callers in-process (tests) get the
     status back."""
     args = parser().parse_args(argv)
-    checkpoint.quiet_background_errors()
-    if leave_on_error and not isinstance(sys.stderr, _MuteForeignThreads):
-        sys.stderr = _MuteForeignThreads(sys.stderr)
+    checkpoint.quiet_background_errors(command_line=leave_on_error)
     try:
         check_args(args)
         texts = read_prompts(args)

@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None, leave_on_error: bool = False) -> int:
     error (checkpoint.leave_now), as the command line does, so that no background writer
     of a failed save prints at exit; callers in-process (tests) get the status back."""
     args = parser().parse_args(argv)
-    checkpoint.quiet_background_errors()
+    checkpoint.quiet_background_errors(command_line=leave_on_error)
     args.name = args.name or args.preset or "tiny"
     try:
         placement = setup_devices(args)
