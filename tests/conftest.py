@@ -5,6 +5,54 @@ array or a jitted function given no sharding lives and runs on device 0, as with
 one device (tests/test_sharding.py checks this).
 """
 
+import contextlib
+import os
+import subprocess
+
+import pytest
+
 from shared.devices import simulate_cpu_devices
 
 simulate_cpu_devices(8)
+
+
+@pytest.fixture
+def one_line_error(capsys):
+    """check(*words): the command printed exactly one line, "error: ...", holding each word."""
+    def check(*words):
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and err.startswith("error: "), f"not one line: {err!r}"
+        for w in words:
+            assert w in err, f"{w!r} not in {err!r}"
+        return err
+    return check
+
+
+@pytest.fixture
+def read_only():
+    """`with read_only(folder):` the folder cannot be written by this process: chmod where
+    permissions bind, else (root, whom they do not stop) a read-only bind mount; skips the
+    test where neither is possible."""
+    @contextlib.contextmanager
+    def make(folder):
+        if os.geteuid() != 0:
+            paths = [folder, *folder.rglob("*")]
+            for p in paths:
+                p.chmod(p.stat().st_mode & ~0o222)
+            try:
+                yield
+            finally:
+                for p in paths:
+                    p.chmod(p.stat().st_mode | 0o200)
+            return
+        bind = subprocess.run(["mount", "--bind", str(folder), str(folder)], capture_output=True)
+        ro = subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)], capture_output=True)
+        if bind.returncode or ro.returncode:
+            if not bind.returncode:
+                subprocess.run(["umount", str(folder)])
+            pytest.skip("root without mount: cannot make a read-only folder here")
+        try:
+            yield
+        finally:
+            subprocess.run(["umount", str(folder)], check=True)
+    return make

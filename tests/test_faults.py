@@ -42,21 +42,14 @@ def _params(state) -> list[np.ndarray]:
     return [np.asarray(x) for x in jax.tree.leaves(state["params"])]
 
 
-def _one_line_error(capsys, *words):
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and err.startswith("error: "), f"not one line: {err!r}"
-    for w in words:
-        assert w in err, f"{w!r} not in {err!r}"
-    return err
 
-
-def test_a_second_run_on_the_same_folder_is_refused(corpus, tmp_path, capsys):
+def test_a_second_run_on_the_same_folder_is_refused(corpus, tmp_path, one_line_error):
     run_dir = tmp_path / "tiny"
     with runs.locked(run_dir):  # as a run in another process holds it
         code = train_cli.main(["--out", str(tmp_path), "--name", "tiny", "--data", corpus,
                                "--steps", "2", "--sample-tokens", "0"])
     assert code == 2
-    _one_line_error(capsys, "in use by another run", f"process {os.getpid()}")
+    one_line_error("in use by another run", f"process {os.getpid()}")
     assert not (run_dir / "config.json").exists(), "the refused run wrote into the folder"
 
 
@@ -79,41 +72,23 @@ def test_sigterm_saves_at_a_step_boundary_and_the_resumed_run_is_bitwise_the_sam
         np.testing.assert_array_equal(a, b, err_msg="resumed after SIGTERM differs from the whole run")
 
 
-def _read_only(folder):
-    """Make `folder` read-only for this process: chmod where permissions bind, else (root)
-    a read-only bind mount; returns the undo, or skips where neither is possible."""
-    if os.geteuid() != 0:
-        paths = [folder, *folder.rglob("*")]
-        for p in paths:
-            p.chmod(p.stat().st_mode & ~0o222)
-        return lambda: [p.chmod(p.stat().st_mode | 0o200) for p in paths]
-    bind = subprocess.run(["mount", "--bind", str(folder), str(folder)], capture_output=True)
-    ro = subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)], capture_output=True)
-    if bind.returncode or ro.returncode:
-        if not bind.returncode:
-            subprocess.run(["umount", str(folder)])
-        pytest.skip("root without mount: cannot make a read-only folder here")
-    return lambda: subprocess.run(["umount", str(folder)], check=True)
 
-
-def test_a_read_only_run_folder_is_one_line_and_keeps_its_checkpoints(corpus, tmp_path, capsys):
+def test_a_read_only_run_folder_is_one_line_and_keeps_its_checkpoints(
+        corpus, tmp_path, read_only, one_line_error):
     _train(tmp_path / "tiny", corpus, tc=dataclasses.replace(TC, steps=2))
     before = sorted(p.name for p in (tmp_path / "tiny" / "checkpoints").iterdir())
-    undo = _read_only(tmp_path / "tiny")
-    try:
+    with read_only(tmp_path / "tiny"):
         code = train_cli.main(["--out", str(tmp_path), "--name", "tiny", "--resume", "--steps", "4",
                                "--sample-tokens", "0"])
-    finally:
-        undo()
     assert code == 2
-    _one_line_error(capsys, "cannot write", "read-only" if os.geteuid() == 0 else "permission denied")
+    one_line_error("cannot write", "read-only" if os.geteuid() == 0 else "permission denied")
     assert sorted(p.name for p in (tmp_path / "tiny" / "checkpoints").iterdir()) == before
 
 
-def test_out_on_a_file_is_one_line(tmp_path, capsys):
+def test_out_on_a_file_is_one_line(tmp_path, one_line_error):
     (tmp_path / "file").write_text("not a folder")
     assert train_cli.main(["--out", str(tmp_path / "file"), "--steps", "1", "--sample-tokens", "0"]) == 2
-    _one_line_error(capsys, "cannot write")
+    one_line_error("cannot write")
 
 
 def test_a_full_disk_is_one_line_and_keeps_the_last_step(corpus, tmp_path, monkeypatch):
@@ -172,10 +147,10 @@ def test_an_extended_run_that_is_interrupted_continues_the_extension(corpus, tmp
     assert checkpoint.load_config(run_dir)[1].steps == 6, "config.json forgot the extension"
 
 
-def test_a_run_that_never_saved_can_start_again(corpus, tmp_path, capsys):
+def test_a_run_that_never_saved_can_start_again(corpus, tmp_path, one_line_error):
     args = ["--out", str(tmp_path), "--name", "tiny", "--data", corpus, "--sample-tokens", "0"]
     assert train_cli.main(args + ["--seed", "-1"]) == 2
-    _one_line_error(capsys, "seed must be >= 0")
+    one_line_error("seed must be >= 0")
     assert not (tmp_path / "tiny" / "config.json").exists()
     checkpoint.save_config(tmp_path / "tiny", MC, TC, {"data": corpus})  # a start that died
     with pytest.raises(train.RunError, match="holds no saved step"):

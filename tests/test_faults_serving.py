@@ -74,13 +74,6 @@ def test_bfloat16_engine_with_slots(kv, slots, spread_params, f32_tokens):
 RUN_MC = cfg.ModelConfig(seq_len=32, d_model=32, n_layers=1, n_heads=2, d_ff=64)
 
 
-def _one_line_error(capsys, *words):
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and err.startswith("error: "), f"not one line: {err!r}"
-    for w in words:
-        assert w in err, f"{w!r} not in {err!r}"
-    return err
-
 
 @pytest.fixture(scope="module")
 def saved_run(tmp_path_factory):
@@ -111,49 +104,30 @@ def _copy_run(saved_run, tmp_path, *, delete_manifests=()):
     (["--kv-cache"], ["a prompt of 4 tokens leaves room for 29 new ones", "context of 32",
                       "at most 29"]),
 ])
-def test_generate_refuses_more_tokens_than_the_context_allows(saved_run, capsys, extra, words):
+def test_generate_refuses_more_tokens_than_the_context_allows(saved_run, one_line_error, extra, words):
     from shared.generate import __main__ as generate_cli
     start = time.perf_counter()
     code = generate_cli.main(["--checkpoint", str(saved_run), "--prompt", "def ",
                               "--max-new-tokens", "1000000000", *extra])
     assert code == 2
-    _one_line_error(capsys, *words)
+    one_line_error(*words)
     assert time.perf_counter() - start < 10, "refused only after work"
 
 
 @pytest.mark.parametrize("value", ["nan", "inf", "-1"])
-def test_generate_refuses_a_temperature_that_is_not_a_number_at_least_0(saved_run, capsys, value):
+def test_generate_refuses_a_temperature_that_is_not_a_number_at_least_0(saved_run, one_line_error, value):
     from shared.generate import __main__ as generate_cli
     assert generate_cli.main(["--checkpoint", str(saved_run), "--prompt", "x",
                               "--temperature", value]) == 2
-    _one_line_error(capsys, "--temperature must be a number >= 0")
+    one_line_error("--temperature must be a number >= 0")
 
 
-def _read_only(folder):
-    """Make `folder` read-only for this process (as tests/test_faults.py does); returns the undo."""
-    import subprocess
-    if os.geteuid() != 0:
-        paths = [folder, *folder.rglob("*")]
-        for p in paths:
-            p.chmod(p.stat().st_mode & ~0o222)
-        return lambda: [p.chmod(p.stat().st_mode | 0o200) for p in paths]
-    bind = subprocess.run(["mount", "--bind", str(folder), str(folder)], capture_output=True)
-    ro = subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)], capture_output=True)
-    if bind.returncode or ro.returncode:
-        if not bind.returncode:
-            subprocess.run(["umount", str(folder)])
-        pytest.skip("root without mount: cannot make a read-only folder here")
-    return lambda: subprocess.run(["umount", str(folder)], check=True)
-
-
-def test_generate_on_a_read_only_folder_with_a_damaged_checkpoint_is_one_line(saved_run, tmp_path, capsys):
+def test_generate_on_a_read_only_folder_with_a_damaged_checkpoint_is_one_line(
+        saved_run, tmp_path, capsys, read_only):
     from shared.generate import __main__ as generate_cli
     run = _copy_run(saved_run, tmp_path, delete_manifests=[4])
-    undo = _read_only(run)
-    try:
+    with read_only(run):
         code = generate_cli.main(["--checkpoint", str(run), "--prompt", "x", "--max-new-tokens", "2"])
-    finally:
-        undo()
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: cannot use") and "writable" in err[0], err
@@ -216,7 +190,7 @@ BAD_BENCH_FLAGS = [
 
 
 @pytest.mark.parametrize("argv, words", BAD_BENCH_FLAGS, ids=[" ".join(a) for a, _ in BAD_BENCH_FLAGS])
-def test_a_benchmarks_bad_flag_is_one_line_before_any_jax_work(argv, words, capsys, monkeypatch):
+def test_a_benchmarks_bad_flag_is_one_line_before_any_jax_work(argv, words, one_line_error, monkeypatch):
     from shared.bench import __main__ as bench_cli
 
     def no_jax_yet(*a, **k):
@@ -224,7 +198,7 @@ def test_a_benchmarks_bad_flag_is_one_line_before_any_jax_work(argv, words, caps
 
     monkeypatch.setattr(jax, "devices", no_jax_yet)
     assert bench_cli.main(argv) == 2
-    _one_line_error(capsys, words)
+    one_line_error(words)
 
 
 # ---- 4. attention at lengths its blocks do not divide, and segment_ids of the wrong length -------
