@@ -8,7 +8,6 @@ runs in-process (its main()).
 """
 
 import dataclasses
-import os
 import time
 
 import jax
