@@ -48,6 +48,12 @@ class ModelConfig:
     mlp: str = "autodiff"  # "manual": the MLP's hand-written backward pass (shared.backward, lesson 06)
     dtype: str = "float32"  # compute dtype of matmuls (summed in float32); parameters stay float32
     remat: str = "none"  # what the backward pass recomputes: none, full, or everything but matmuls
+    # Mixture of experts (shared.moe, lesson 06): X expert MLPs per layer, each token sent to
+    # top_k of them by a learned router. 0 keeps the dense MLP and the parameter tree unchanged.
+    n_experts: int = 0  # X experts; each token's MLP costs top_k / X of the experts' parameters
+    top_k: int = 1  # experts per token: 1 is Switch Transformer, 2 is GShard and Mixtral
+    capacity_factor: float = 1.25  # expert slots per sequence: ceil(this * S * top_k / X)
+    aux_loss: float = 0.01  # weight of the load-balancing loss added to the cross-entropy (Switch)
 
     @property
     def head_dim(self) -> int:
@@ -82,6 +88,14 @@ class ModelConfig:
             raise ConfigError(f"mlp must be one of {', '.join(MLPS)}, got {self.mlp!r}")
         if self.remat not in REMAT:
             raise ConfigError(f"remat must be one of {', '.join(REMAT)}, got {self.remat!r}")
+        if self.n_experts < 0:
+            raise ConfigError(f"n_experts must be >= 0 (0: the dense MLP), got {self.n_experts}")
+        if self.n_experts and not 1 <= self.top_k <= self.n_experts:
+            raise ConfigError(f"top_k must be in [1, n_experts={self.n_experts}], got {self.top_k}")
+        if self.capacity_factor <= 0:
+            raise ConfigError(f"capacity_factor must be > 0, got {self.capacity_factor}")
+        if self.aux_loss < 0:
+            raise ConfigError(f"aux_loss must be >= 0, got {self.aux_loss}")
         return self
 
 
