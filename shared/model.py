@@ -23,6 +23,8 @@ rotary (RoPE) on queries and keys, so there is no position table.
 Later lessons plug into seams that do nothing until they are used:
     config.attention     which attention implementation (shared.attention, lesson 05)
     config.mlp, remat    what the backward pass keeps (shared.backward, lesson 06)
+    config.n_experts     a mixture-of-experts MLP (shared.moe, lesson 06): w_router [L, E, X],
+                         w_up [L, X, E, F], w_down [L, X, F, E]
     sharding.hint        how a sharded step splits the activations (shared.sharding, lesson 06)
     kv                   a key/value cache: the same blocks prefill and decode (lesson 09)
     matmul               also takes int8 weights (shared.quant, lesson 09)
@@ -30,6 +32,7 @@ Later lessons plug into seams that do nothing until they are used:
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import math
 from typing import Protocol
@@ -47,9 +50,10 @@ from shared.sharding import hint
 def init(config: ModelConfig, key: jax.Array) -> dict:
     """Random parameters, as shared.params describes them (GPT-2's initialisation)."""
     c = config.validate()
-    keys = iter(jax.random.split(key, 8))
+    rows = table.rows(c)
+    keys = iter(jax.random.split(key, max(8, sum(w.init != "ones" for _, w, _ in rows))))
     tree: dict = {"blocks": {}}
-    for path, w, stacked in table.rows():
+    for path, w, stacked in rows:
         shape = ((c.n_layers,) if stacked else ()) + w.dims(c)
         if w.init == "ones":
             array = jnp.ones(shape)
@@ -64,9 +68,12 @@ def param_count(params: dict) -> int:
 
 
 def matmul_param_count(config: ModelConfig) -> int:
-    """Parameters that take part in a matmul per token: all but the embedding table and norms."""
-    return sum(math.prod(w.dims(config)) * (config.n_layers if stacked else 1)
-               for _, w, stacked in table.rows() if w.contracted)
+    """Parameters that take part in a matmul per token: all but the embedding table and norms.
+    With experts (shared.moe) a token meets top_k of the X experts: top_k / X of their weights."""
+    def active(w):  # the fraction of this weight one token multiplies by
+        return config.top_k / config.n_experts if "X" in w.shape[:1] else 1
+    return int(sum(math.prod(w.dims(config)) * (config.n_layers if stacked else 1) * active(w)
+                   for _, w, stacked in table.rows(config) if w.contracted))
 
 
 def train_flops_per_token(config: ModelConfig) -> int:
@@ -173,7 +180,13 @@ def _load(path: str):
 
 
 def mlp_block(x: jax.Array, p: dict, config: ModelConfig) -> jax.Array:
-    """The MLP of one layer, with autodiff's backward or the hand-written one (config.mlp)."""
+    """The MLP of one layer, with autodiff's backward or the hand-written one (config.mlp); with
+    config.n_experts > 0 a mixture of experts (shared.moe), whose load-balancing loss it reports
+    to loss_sums (shared.moe.collect)."""
+    if config.n_experts:
+        y, aux = _load("shared.moe:moe")(x, p, config)
+        _load("shared.moe:report")(aux)
+        return y
     fn = mlp if config.mlp == "autodiff" else _load("shared.backward:mlp")
     return fn(x, p["w_up"], p["w_down"])
 
@@ -226,10 +239,17 @@ def hidden(params: dict, tokens: jax.Array, config: ModelConfig, *,
             x, kv = block(x, cast(p, dtype), positions, segment_ids, config, kv, i)
             return (hint(x, "batch", "sequence", "embed"), kv), None
 
+        if config.n_experts:  # lesson 06: the layers' load-balancing losses ride in the carry
+            layer = _load("shared.moe:with_aux")(layer)
         if config.remat != "none":  # lesson 06
             layer = _load("shared.backward:remat")(layer, config.remat)
         L = jax.tree.leaves(blocks)[0].shape[0]
-        (x, kv), _ = jax.lax.scan(layer, (x, kv), (blocks, jnp.arange(L)))
+        if config.n_experts:
+            ((x, kv), aux), _ = jax.lax.scan(layer, ((x, kv), jnp.zeros(())),
+                                             (blocks, jnp.arange(L)))
+            _load("shared.moe:report")(aux)
+        else:
+            (x, kv), _ = jax.lax.scan(layer, (x, kv), (blocks, jnp.arange(L)))
     return rms_norm(x, params["final_norm"]), kv
 
 
@@ -259,15 +279,24 @@ def loss_sums(params: dict, batch: dict, config: ModelConfig) -> tuple[jax.Array
     inputs, targets, and optionally positions, segment_ids and weights (default 1).
 
     Sums rather than a mean, so that micro-batches add up to exactly the big batch.
+    With experts (shared.moe), config.aux_loss times the layers' mean load-balancing loss is
+    added once per counted target (aux * count), so that sum / count is the mean cross-entropy
+    plus the weighted loss.
     """
-    logits = forward(params, batch["inputs"], config, positions=batch.get("positions"),
-                     segment_ids=batch.get("segment_ids"))  # [B, S, V] float32
+    collect = _load("shared.moe:collect") if config.n_experts else contextlib.nullcontext
+    with collect() as aux:
+        logits = forward(params, batch["inputs"], config, positions=batch.get("positions"),
+                         segment_ids=batch.get("segment_ids"))  # [B, S, V] float32
     logprobs = jax.nn.log_softmax(logits, axis=-1)
     nll = -jnp.take_along_axis(logprobs, batch["targets"][..., None], axis=-1)[..., 0]  # [B, S]
     weights = batch.get("weights")
     if weights is None:
-        return nll.sum(), jnp.asarray(nll.size, jnp.float32)
-    return (nll * weights).sum(), weights.sum()
+        total, count = nll.sum(), jnp.asarray(nll.size, jnp.float32)
+    else:
+        total, count = (nll * weights).sum(), weights.sum()
+    if aux:
+        total = total + config.aux_loss * (sum(aux) / config.n_layers) * count
+    return total, count
 
 
 def loss_fn(params: dict, tokens: jax.Array, targets: jax.Array, config: ModelConfig, *,

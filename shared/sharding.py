@@ -34,7 +34,7 @@ import jax.numpy as jnp
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
 from shared.collectives import Collective
-from shared.config import Error
+from shared.config import Error, ModelConfig
 from shared.params import logical_axes
 
 DATA, MODEL = "data", "model"
@@ -65,17 +65,27 @@ class Strategy:
 
 
 _TP = {"heads": MODEL, "kv_heads": MODEL, "mlp": MODEL, "vocab": MODEL}
+# A mixture of experts (shared.moe) adds two logical axes, used only when config.n_experts > 0:
+# "experts" (X) of the expert weights and of the tokens dispatched to them, and "expert_groups",
+# the dispatched tokens' batch dimension. FSDP puts the experts on the data axis (expert
+# parallelism: each device holds X / n_data experts whole, and the compiler moves each token to
+# its expert's device with an all-to-all); DP keeps the experts replicated and every token on its
+# own device, so there the dispatched tokens stay split by batch.
+_EP = {"experts": DATA}
 STRATEGIES: dict[str, Strategy] = {s.name: s for s in [
-    Strategy("dp", "data parallel: batch split, parameters replicated", {}, {"batch": DATA}),
+    Strategy("dp", "data parallel: batch split, parameters replicated", {},
+             {"batch": DATA, "expert_groups": DATA}),
     Strategy("fsdp", "fully sharded data parallel: batch split, parameters split along E",
-             {"embed": DATA}, {"batch": DATA}),
+             {"embed": DATA, **_EP}, {"batch": DATA, **_EP}),
     Strategy("tp", "tensor parallel: heads, MLP width and vocabulary split", _TP, _TP),
     Strategy("fsdp_tp", "FSDP over data and tensor parallel over model",
-             {"embed": DATA, **_TP}, {"batch": DATA, **_TP}),
+             {"embed": DATA, **_EP, **_TP}, {"batch": DATA, **_EP, **_TP}),
 ]}
 
-# Logical axes of every parameter, from the one table of weights (shared.params).
+# Logical axes of every parameter, from the one table of weights (shared.params); the experts'
+# weights (shared.params.MOE) have an extra dimension, and are looked up there by it.
 PARAM_AXES = logical_axes()
+MOE_PARAM_AXES = logical_axes(ModelConfig(n_experts=1))
 
 
 def get_strategy(strategy: str | Strategy) -> Strategy:
@@ -136,10 +146,15 @@ def param_specs(params: dict, strategy: str | Strategy) -> dict:
     """The PartitionSpec of every parameter (same tree structure as params)."""
     rules = get_strategy(strategy).params
 
-    def spec(path, leaf):
-        axes = PARAM_AXES
+    def lookup(tree, path):
         for key in path:
-            axes = axes.get(key.key) if isinstance(axes, dict) else None
+            tree = tree.get(key.key) if isinstance(tree, dict) else None
+        return tree
+
+    def spec(path, leaf):
+        axes = lookup(PARAM_AXES, path)
+        if not isinstance(axes, tuple) or len(axes) != leaf.ndim:
+            axes = lookup(MOE_PARAM_AXES, path)
         if not isinstance(axes, tuple) or len(axes) != leaf.ndim:
             raise ShardingError(f"no logical axes for parameter {jax.tree_util.keystr(path)} of "
                                 f"shape {leaf.shape}; add its row to shared.params")
