@@ -25,7 +25,7 @@ FLOORS = {
     0: ("config", "params", "data"),
     1: ("model", "attention", "backward", "quant", "sampling", "sharding", "collectives",
         "kernels", "flash_pallas", "hardware", "timing", "roofline", "profiling", "goodput",
-        "aot", "host_memory", "devices", "debugging", "network", "qtrain"),
+        "aot", "host_memory", "devices", "debugging", "network", "qtrain", "moe"),
     2: ("train", "pipeline", "checkpoint", "inference", "paged", "engine", "serving_tp",
         "generate", "speculative"),
     3: ("train.__main__", "generate.__main__", "devices.__main__", "bench", "course", "check",
