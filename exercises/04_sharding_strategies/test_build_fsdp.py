@@ -25,6 +25,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 
 from shared import collectives, sharding
 from shared.course import imports
+from shared.course.jaxprs import primitives, sub_jaxprs
 
 CPUS = jax.devices("cpu")
 DEVICES = 8
@@ -164,29 +165,10 @@ def check_fsdp_matmul_bfloat16(m):
     err = float(np.abs(np.asarray(out, np.float32) - want).max())
     assert err <= 3e-2 * np.abs(want).max(), \
         f"fsdp_matmul: in bfloat16 x @ W differs from the unsharded product by {err:.2e}"
-
-
-def _sub_jaxprs(eqn):
-    for param in eqn.params.values():
-        for sub in param if isinstance(param, (list, tuple)) else [param]:
-            sub = getattr(sub, "jaxpr", sub)
-            if hasattr(sub, "eqns"):
-                yield sub
-
-
-def _primitives(jaxpr) -> set[str]:
-    names = set()
-    for eqn in jaxpr.eqns:
-        names.add(eqn.primitive.name)
-        for sub in _sub_jaxprs(eqn):
-            names |= _primitives(sub)
-    return names
-
-
 def check_fsdp_matmul_custom_vjp(m):
     _, _, _, xs, ws = _inputs(DEVICES)
     jaxpr = _run("fsdp_matmul", "tracing", jax.make_jaxpr(_matmul(m.fsdp_matmul, DEVICES)[0]), xs, ws).jaxpr
-    assert any(p.startswith("custom_vjp_call") for p in _primitives(jaxpr)), (
+    assert any(p.startswith("custom_vjp_call") for p in primitives(jaxpr)), (
         "fsdp_matmul: no jax.custom_vjp: write the backward pass by hand, so that it decides "
         "what is kept between the passes and which collective makes the gradient")
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from shared import attention as core
 from shared.course import imports
+from shared.course.jaxprs import primitives, sub_jaxprs
 
 # The tests' blocks: 32, so that every length below is crossed by several of them.
 BLOCK = 32
@@ -308,29 +309,10 @@ def check_backward_matches_reference(m):
                     "delta = rowsum(dO * O)")
         raise AssertionError(f"{TASK}: {what}: the gradients {', '.join(wrong)} differ from the "
                              f"reference's (> {GRAD_TOL:.0e}){hint}")
-
-
-def _sub_jaxprs(eqn):
-    for param in eqn.params.values():
-        for sub in param if isinstance(param, (list, tuple)) else [param]:
-            sub = getattr(sub, "jaxpr", sub)
-            if hasattr(sub, "eqns"):
-                yield sub
-
-
-def _primitives(jaxpr) -> set[str]:
-    names = set()
-    for eqn in jaxpr.eqns:
-        names.add(eqn.primitive.name)
-        for sub in _sub_jaxprs(eqn):
-            names |= _primitives(sub)
-    return names
-
-
 def check_custom_vjp(m):
     q, k, v = _qkv("GQA", 10)
     jaxpr = jax.make_jaxpr(_flash_with_blocks(m))(q, k, v).jaxpr
-    assert any(p.startswith("custom_vjp_call") for p in _primitives(jaxpr)), (
+    assert any(p.startswith("custom_vjp_call") for p in primitives(jaxpr)), (
         f"{TASK}: no jax.custom_vjp in the forward pass: autodiff would differentiate through your loops "
         "and keep every block's weights for the backward; write the backward by hand (jax.custom_vjp) "
         "from the saved output and log-sum-exp")
@@ -344,7 +326,7 @@ def _score_sized(jaxpr, S: int, T: int, per_heads: int):
             shape = tuple(getattr(var.aval, "shape", ()))
             if shape[-2:] in ((S, T), (T, S)) or math.prod(shape) >= per_heads * S * T:
                 return eqn.primitive.name, shape
-        for sub in _sub_jaxprs(eqn):
+        for sub in sub_jaxprs(eqn):
             found = _score_sized(sub, S, T, per_heads)
             if found:
                 return found

@@ -27,6 +27,7 @@ from shared import backward as core_backward
 from shared import model as core
 from shared.config import ModelConfig, TrainConfig
 from shared.course import imports
+from shared.course.jaxprs import sub_jaxprs
 from shared.train import step as core_step
 from shared.train.optim import optimizer
 
@@ -208,18 +209,9 @@ def _dot_dtypes(jaxpr) -> set[str]:
     for eqn in jaxpr.eqns:
         if eqn.primitive.name == "dot_general":
             found |= {str(v.aval.dtype) for v in eqn.invars}
-        for sub in _sub_jaxprs(eqn):
+        for sub in sub_jaxprs(eqn):
             found |= _dot_dtypes(sub)
     return found
-
-
-def _sub_jaxprs(eqn):
-    for param in eqn.params.values():
-        for sub in param if isinstance(param, (list, tuple)) else [param]:
-            sub = getattr(sub, "jaxpr", sub)
-            if hasattr(sub, "eqns"):
-                yield sub
-
 
 def check_make_step_mixed_precision(m):
     for net, which in ((core, "shared.model"), (NEUTRAL, "a model that computes in its weights' dtype")):
@@ -273,7 +265,7 @@ def _remat_eqns(jaxpr) -> int:
     n = 0
     for eqn in jaxpr.eqns:
         n += eqn.primitive.name.startswith(("remat", "checkpoint"))
-        n += sum(_remat_eqns(sub) for sub in _sub_jaxprs(eqn))
+        n += sum(_remat_eqns(sub) for sub in sub_jaxprs(eqn))
     return n
 
 

@@ -29,6 +29,7 @@ import numpy as np
 
 from shared import attention as core
 from shared.course import imports
+from shared.course.jaxprs import sub_jaxprs
 
 # The tests' blocks: 32, so that every length below is crossed by two or more of them.
 BLOCK = 32
@@ -351,15 +352,6 @@ def check_jit(m):
 
 
 # ---- it is a kernel: the jaxpr ----
-
-def _sub_jaxprs(eqn):
-    for param in eqn.params.values():
-        for sub in param if isinstance(param, (list, tuple)) else [param]:
-            sub = getattr(sub, "jaxpr", sub)
-            if hasattr(sub, "eqns"):
-                yield sub
-
-
 def _kernels(jaxpr) -> list:
     """Every pallas_call in jaxpr and the jaxprs inside it (not inside a kernel)."""
     found = []
@@ -367,7 +359,7 @@ def _kernels(jaxpr) -> list:
         if eqn.primitive.name == "pallas_call":
             found.append(eqn)
             continue
-        for sub in _sub_jaxprs(eqn):
+        for sub in sub_jaxprs(eqn):
             found += _kernels(sub)
     return found
 
@@ -382,7 +374,7 @@ def _first_shape(jaxpr, bad, *, into_kernels: bool):
                 return eqn.primitive.name, shape
         if eqn.primitive.name == "pallas_call" and not into_kernels:
             continue
-        for sub in _sub_jaxprs(eqn):
+        for sub in sub_jaxprs(eqn):
             found = _first_shape(sub, bad, into_kernels=into_kernels)
             if found:
                 return found

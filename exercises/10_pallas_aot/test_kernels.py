@@ -14,6 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from shared.course.jaxprs import primitives, sub_jaxprs
+
 # float32 inputs of unit scale, sums of up to 48 products: blocking only reorders the
 # additions, so results agree to a few float32 ulps of values of size ~10.
 ATOL = 1e-4
@@ -26,15 +28,6 @@ def _inputs(M, K, N, seed=0):
 
 
 # ---- the jaxpr: which work runs inside the kernel ----
-
-def _sub_jaxprs(eqn):
-    for param in eqn.params.values():
-        for sub in param if isinstance(param, (list, tuple)) else [param]:
-            sub = getattr(sub, "jaxpr", sub)
-            if hasattr(sub, "eqns"):
-                yield sub
-
-
 def _kernels(jaxpr) -> list:
     """Every pallas_call in jaxpr and the jaxprs inside it (not inside a kernel)."""
     found = []
@@ -42,22 +35,9 @@ def _kernels(jaxpr) -> list:
         if eqn.primitive.name == "pallas_call":
             found.append(eqn)
             continue
-        for sub in _sub_jaxprs(eqn):
+        for sub in sub_jaxprs(eqn):
             found += _kernels(sub)
     return found
-
-
-def _primitives(jaxpr, *, into_kernels: bool) -> set[str]:
-    """The primitive names in jaxpr and the jaxprs inside it (a kernel's only when into_kernels)."""
-    names = set()
-    for eqn in jaxpr.eqns:
-        names.add(eqn.primitive.name)
-        if eqn.primitive.name == "pallas_call" and not into_kernels:
-            continue
-        for sub in _sub_jaxprs(eqn):
-            names |= _primitives(sub, into_kernels=into_kernels)
-    return names
-
 
 def _one_kernel(task: str, fn, *args):
     """(the jaxpr of fn(*args), its one pallas_call), or an AssertionError that says why not."""
@@ -71,11 +51,11 @@ def _one_kernel(task: str, fn, *args):
 
 def _outside(task: str, jaxpr, kernel, work: dict[str, str]):
     """Fails when a primitive of `work` (name -> what it is) runs outside the kernel or not in it."""
-    outside = _primitives(jaxpr, into_kernels=False)
+    outside = primitives(jaxpr, into_kernels=False)
     for name, what in work.items():
         assert name not in outside, (f"{task}: {what} ({name}) runs outside the kernel, in a separate "
                                      "pass over memory: the exercise is to do it inside the pallas_call")
-    inside = _primitives(kernel.params["jaxpr"], into_kernels=True)
+    inside = primitives(kernel.params["jaxpr"], into_kernels=True)
     missing = [name for name in work if name not in inside]
     assert not missing, f"{task}: the kernel has no {', '.join(missing)}: it does not do the work itself"
 
