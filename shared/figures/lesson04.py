@@ -1,8 +1,10 @@
 """Lesson 04's figures: who holds what under each strategy, the FSDP gather step by step,
 tensor parallelism's column/row split with its all-reduce, and the bytes each strategy sends
-against the batch.
+against the batch; and one training step of the stack as two streams, compute and
+communication, with overlap off and on (shared.timeline, from the cost model and the H100's
+datasheet numbers: nothing there runs or is timed).
 
-All run on simulated CPU devices (shared.figures.draw.on_cpu_devices) and are exact: the
+The first four run on simulated CPU devices (shared.figures.draw.on_cpu_devices) and are exact: the
 blocks come from NamedSharding of shared.sharding.STACK's specs, the bytes from
 shared.sharding.stack_prediction and from the collectives XLA compiled into
 shared.sharding.stack_forward (shared.collectives.compiled_collectives); nothing is timed.
@@ -236,10 +238,138 @@ def bytes_vs_batch(path: Path) -> None:
     draw.save(fig, path)
 
 
+# ---- overlap you can see: shared.timeline's simulated step ----
+
+CHIP = "H100"  # shared.hardware.CHIPS row whose datasheet peak and NVLink the timelines use
+E_NODE, L_NODE, N_NODE = 8192, 4, 8  # a wide layer, 4 layers, one 8-GPU node
+_KIND_COLORS = {"F": "#4c72b0", "B": "#55a868", "G": "#dd8452", "R": "#c44e52", "A": "#8172b3"}
+_KIND_NAMES = {"F": "forward matmul", "B": "backward matmuls", "G": "all-gather W",
+               "R": "reduce-scatter dW", "A": "all-reduce"}
+
+
+def _kind(label: str) -> str:
+    return "A" if label.startswith("A") else label[0]
+
+
+def _gantt(ax, rows: list[tuple[str, object]]) -> None:
+    """Two lanes (compute, comm) per simulated step, bars coloured by kind, labelled if wide."""
+    from shared import timeline
+
+    end = max(st.time for _, st in rows) * 1e3
+    ticks, names = [], []
+    for r, (name, st) in enumerate(rows):
+        for lane, stream in enumerate((timeline.COMPUTE, timeline.COMM)):
+            y = r * 3 + lane
+            ticks.append(y)
+            names.append(f"{name}: {stream}")
+            for e in st.events:
+                if e.stream != stream:
+                    continue
+                w = (e.end - e.start) * 1e3
+                ax.barh(y, w, left=e.start * 1e3, height=0.8, color=_KIND_COLORS[_kind(e.label)],
+                        edgecolor="white", lw=0.5)
+                if w > end / 45:
+                    ax.text(e.start * 1e3 + w / 2, y, e.label.split(".")[0], ha="center", va="center",
+                            fontsize=6.5, color="white")
+        ax.plot([st.time * 1e3] * 2, [r * 3 - 0.5, r * 3 + 1.5], color="k", lw=1.2)
+        ax.text(st.time * 1e3 + end * 0.01, r * 3 + 0.5,
+                f"{st.time * 1e3:.2f} ms\nexposed {st.exposed * 1e3:.2f}", va="center", fontsize=8)
+    ax.set_yticks(ticks, names, fontsize=8.5)
+    ax.set_ylim(len(rows) * 3 - 1.2, -0.8)
+    ax.set_xlim(0, end * 1.16)
+    ax.set_xlabel("time in the step (ms)")
+    kinds = sorted({_kind(e.label) for _, st in rows for e in st.events}, key=list(_KIND_COLORS).index)
+    from matplotlib.patches import Patch
+    ax.legend(handles=[Patch(color=_KIND_COLORS[k], label=_KIND_NAMES[k]) for k in kinds],
+              fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=len(kinds))
+    ax.grid(True, axis="x", lw=0.3)
+
+
+def _chip_words() -> str:
+    from shared import hardware
+
+    spec = hardware.CHIPS[CHIP]
+    return (f"{spec.name} datasheet numbers ({spec.flops('bfloat16') / 1e12:.0f} TFLOP/s bf16, "
+            f"{spec.link_bw / 1e9:.0f} GB/s NVLink one way)")
+
+
+def overlap_fsdp(path: Path) -> None:
+    """FSDP's training step with overlap off and on, above section 3's threshold."""
+    from shared import hardware, network, timeline
+
+    spec = hardware.CHIPS[CHIP]
+    tokens = 4096
+    threshold = network.fsdp_tokens(spec.flops("bfloat16"), spec.link_bw, 2, N_NODE)
+    stack = timeline.Stack.on(CHIP, tokens * N_NODE, E_NODE, L_NODE, N_NODE)
+    rows = [(f"overlap {m}", timeline.step("fsdp", stack, m)) for m in ("off", "on")]
+    fig, ax = draw.figure(13, 4.2)
+    _gantt(ax, rows)
+    ax.set_title(f"FSDP, one training step of {L_NODE} layers [B/n = {tokens}, E = {E_NODE}] @ [E, E] on "
+                 f"{N_NODE} GPUs, bf16: above the threshold B/n ≥ {threshold:,.0f}, only the first gather "
+                 "and the last reduce-scatter stay exposed\n"
+                 f"computed from the course's cost model (shared.timeline), not measured: {_chip_words()}",
+                 fontsize=9.5)
+    draw.save(fig, path)
+
+
+def overlap_tp(path: Path) -> None:
+    """TP's training step: off, on (the same: each matmul needs the all-reduce before it), split."""
+    from shared import timeline
+
+    tokens = 4096
+    stack = timeline.Stack.on(CHIP, tokens * N_NODE, E_NODE, L_NODE, N_NODE)
+    rows = [(f"overlap {m}", timeline.step("tp", stack, m)) for m in ("off", "on", "split")]
+    fig, ax = draw.figure(13, 5.6)
+    _gantt(ax, rows)
+    ax.set_title(f"TP (Megatron pairs), one training step of {L_NODE} layers [B = {tokens * N_NODE}, "
+                 f"E = {E_NODE}] on {N_NODE} GPUs, bf16: each all-reduce needs the matmul before it and "
+                 f"the next matmul needs it,\nso 'on' changes nothing; split into {N_NODE} pieces along "
+                 "the batch, a piece's all-reduce runs while the next piece computes. Computed from the "
+                 f"cost model (shared.timeline),\nnot measured: {_chip_words()}", fontsize=9.5)
+    draw.save(fig, path)
+
+
+def overlap_vs_tokens(path: Path) -> None:
+    """FSDP's step time against tokens per device, overlap off and on, and section 3's threshold."""
+    import numpy as np
+
+    from shared import hardware, network, timeline
+
+    spec = hardware.CHIPS[CHIP]
+    threshold = network.fsdp_tokens(spec.flops("bfloat16"), spec.link_bw, 2, N_NODE)
+    grid = np.geomspace(128, 32768, 60)
+    steps = {m: [timeline.step("fsdp", timeline.Stack.on(CHIP, t * N_NODE, E_NODE, L_NODE, N_NODE), m)
+                 for t in grid] for m in ("off", "on")}
+    per_token = lambda values: np.array(values) / grid * 1e6  # µs per token of one device
+    fig, ax = draw.figure(8.5, 5)
+    ax.plot(grid, per_token([s.time for s in steps["off"]]), lw=2, label="overlap off: compute + comm")
+    ax.plot(grid, per_token([s.time for s in steps["on"]]), lw=2, label="overlap on (prefetch one layer ahead)")
+    ax.plot(grid, per_token([s.compute for s in steps["on"]]), "k--", lw=1, label="compute alone")
+    ax.plot(grid, per_token([s.comm for s in steps["on"]]), ":", color="#c44e52", lw=1.5,
+            label="communication alone")
+    ax.axvline(threshold, color="gray", lw=1)
+    ax.text(threshold * 1.05, 0.93, f"B/n = (peak/link)·(b/2)·(n−1)/n\n= {threshold:,.0f} (section 3)",
+            fontsize=8.5, transform=ax.get_xaxis_transform(), va="top")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("tokens per device B/n (log scale)")
+    ax.set_ylabel("µs of step time per token of one device")
+    ax.set_title(f"FSDP, {L_NODE} layers of E = {E_NODE} on {N_NODE} GPUs, bf16, one training step: "
+                 "below the threshold the step is the\ncommunication, above it the compute plus the first "
+                 f"gather and the last reduce-scatter. Computed from the cost model\n(shared.timeline), "
+                 f"not measured: {_chip_words()}", fontsize=9.5)
+    ax.grid(True, which="major", lw=0.3)
+    ax.legend(fontsize=8.5)
+    draw.save(fig, path)
+
+
 FIGURES = {
     "strategy_layouts.png": strategy_layouts,
     "fsdp_gather.png": fsdp_gather,
     "tp_allreduce.png": tp_allreduce,
     "bytes_vs_batch.png": bytes_vs_batch,
+    "overlap_fsdp.png": overlap_fsdp,
+    "overlap_tp.png": overlap_tp,
+    "overlap_vs_tokens.png": overlap_vs_tokens,
 }
 SLOW = {"bytes_vs_batch.png"}  # compiles 12 sharded programs, about 10 s
