@@ -33,6 +33,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["train"]:
+    if sys.argv[1:2] in (["train"], ["pytorch"]):  # pytorch: its JAX side trains as train does
         host_memory.relaunch_with_huge_pages()  # as python -m shared.train does (lesson 06)
     sys.exit(main())
