@@ -3,6 +3,7 @@
 Accelerators are looked up in a table of published figures (each with its source);
 the CPU is measured by a short calibration, because no table knows a learner's
 laptop. An accelerator missing from the table is reported as unknown, never guessed.
+A calibration while other programs keep the cores busy comes out low; busy_note() says so.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 import jax
 import jax.numpy as jnp
 
-from shared.timing import in_place, timeit
+from shared.timing import Load, LoadWatch, in_place, timeit
 
 GB = 1e9  # a decimal gigabyte, as NVIDIA and most Cloud TPU pages quote memory
 GiB = 2**30  # a binary gibibyte, as the Cloud TPU v4 and v5p pages quote it
@@ -32,6 +33,8 @@ class Chip:
     # keep enough reads in flight to fill the memory bus; HBM datasheets quote one figure.
     read_only_bw: float | None = None
     notes: dict[str, str] = field(default_factory=dict, compare=False)
+    # other programs' use of the cores while the figures were calibrated (None: not measured here)
+    load: Load | None = field(default=None, compare=False)
 
     def flops(self, dtype: str = "bfloat16") -> float | None:
         return self.peak_flops.get(str(jnp.dtype(dtype)))
@@ -189,13 +192,14 @@ def _stream_bandwidths(mbytes: int = 256) -> tuple[float, float]:
 @functools.cache
 def _calibrated_cpu(device_kind: str) -> Chip:
     # Best of two sizes: 1024^3 runs from cache, 2048^3 from memory; the peak is the higher.
+    watch = LoadWatch()
     peaks = {str(jnp.dtype(d)): max(_matmul_peak(d, n) for n in (1024, 2048))
              for d in (jnp.float32, jnp.bfloat16)}
     read_write, read = _stream_bandwidths()
     return Chip(f"CPU ({device_kind or 'host'})", peaks, read_write, read_only_bw=read,
                 source="calibrated on this machine: best of 1024^3 and 2048^3 matmuls, "
                        "in-place update and row sum of 256 MiB",
-                measured=True)
+                measured=True, load=watch.read())
 
 
 def detect() -> Chip:
@@ -206,6 +210,24 @@ def detect() -> Chip:
     chip = lookup(device.device_kind)
     return chip or Chip(f"unknown accelerator ({device.device_kind})", {}, None,
                         source="not in the table; add its datasheet figures to shared/hardware.py")
+
+
+def busy_note(chip: Chip, work: Load | None = None, doing: str = "the work ran") -> str | None:
+    """One line when other programs kept the cores busy while the chip was calibrated or while
+    `doing` (`work`: the load then), else None: also for a datasheet peak, or with no reading.
+
+    A calibration shares the cores with them, so its peaks come out low and every MFU or MBU
+    divided by them high; work sharing the cores takes longer, so its MFU comes out low.
+    """
+    calibrating = chip.load is not None and chip.load.busy
+    working = work is not None and work.busy
+    if not chip.measured or not (calibrating or working):
+        return None
+    used = [f"{chip.load} while the peaks were calibrated"] * calibrating + [f"{work} while {doing}"] * working
+    effects = (["the calibrated peaks may be low and MFU or MBU high"] * calibrating
+               + ["times may be long and MFU or MBU low"] * working)
+    return (f"the machine was busy (other programs used {' and '.join(used)}): "
+            f"{'; '.join(effects)}; rerun on a quiet machine")
 
 
 def describe(chip: Chip) -> str:

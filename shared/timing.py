@@ -1,4 +1,5 @@
-"""Timing JAX code honestly: warm up, block until the result is ready, repeat (lessons 01-02)."""
+"""Timing JAX code honestly (lessons 01-02): warm up, block until the result is ready, repeat,
+and notice other programs sharing the cores."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import statistics
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import jax
 
@@ -79,3 +80,68 @@ class Pending:
     def block_until_ready(self):
         self._done.wait()
         return self
+
+
+BUSY = 0.1  # other programs keeping this share of the cores busy make a CPU measurement suspect
+
+
+class CpuTimes(NamedTuple):
+    """A snapshot of the CPU time spent on the cores this process may run on."""
+    wall: float  # seconds (time.monotonic)
+    busy: float  # CPU-seconds those cores have been busy since boot, every program's together
+    ours: float  # CPU-seconds this process has used, all its threads
+    cores: int
+
+
+@dataclass(frozen=True)
+class Load:
+    """Other programs' use of the cores over an interval: busy cores that were not ours."""
+    others: float  # cores, on average (on a VM, time the host gave to other machines counts too)
+    cores: int
+
+    @property
+    def busy(self) -> bool:
+        return self.others >= BUSY * self.cores
+
+    def __str__(self) -> str:
+        return f"{self.others:.1f} of {self.cores} cores"
+
+
+def cpu_times() -> CpuTimes | None:
+    """Now, read from /proc/stat (Linux, WSL); None where the system does not publish it."""
+    try:
+        with open("/proc/stat") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    busy, cores = 0, 0
+    for name, *ticks in (line.split() for line in lines if line.strip()):
+        if name[:3] == "cpu" and name[3:].isdigit() and (allowed is None or int(name[3:]) in allowed):
+            user, nice, system, idle, iowait, irq, softirq, steal = map(int, ticks[:8])
+            busy += user + nice + system + irq + softirq + steal  # guest time is inside user
+            cores += 1
+    own = os.times()
+    return CpuTimes(time.monotonic(), busy / os.sysconf("SC_CLK_TCK"), own.user + own.system, cores)
+
+
+def load_between(start: CpuTimes | None, end: CpuTimes | None) -> Load | None:
+    """Other programs' load from one snapshot to a later one (None without both)."""
+    if start is None or end is None or end.wall <= start.wall or not end.cores:
+        return None
+    others = ((end.busy - start.busy) - (end.ours - start.ours)) / (end.wall - start.wall)
+    return Load(max(others, 0.0), end.cores)  # clock ticks round: never below zero
+
+
+class LoadWatch:
+    """Other programs' load from when the watch started (or last restarted) to each read()."""
+
+    def __init__(self):
+        self.since = cpu_times()
+
+    def read(self, restart: bool = False) -> Load | None:
+        now = cpu_times()
+        load = load_between(self.since, now)
+        if restart:
+            self.since = now
+        return load

@@ -9,7 +9,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
-from shared import hardware, roofline
+from shared import hardware, roofline, timing
 from shared.bench import _flags
 from shared.course import mine
 
@@ -98,7 +98,9 @@ def run(args: argparse.Namespace) -> None:
     if args.mine or args.solutions:
         print("your pieces: " + mine.describe(pieces, args.solutions, COMMAND))
     with mine.plugged_in(pieces):  # the table and the plot read your verdict too
+        watch = timing.LoadWatch()
         points = sweep(dtype, sizes, args.runs)
+        note = hardware.busy_note(chip, watch.read(), "the sweep ran")
         print(roofline.format_table(points))
 
         peaks = "calibrated in this run" if chip.measured else "datasheet"
@@ -109,6 +111,8 @@ def run(args: argparse.Namespace) -> None:
               f"{peaks} (a well-used chip: >= 80%)")
         print(f"{big_add.name}: {big_add.achieved_bw / chip.memory_bw:.0%} of the memory bandwidth "
               f"{peaks} (a well-used chip: >= 70%); into a new buffer {fresh.achieved_bw / chip.memory_bw:.0%}")
+        if note:
+            print(note)
         out = args.out or Path("runs") / f"roofline_{platform}.png"
         roofline.plot_roofline(points, out, title=f"{chip.name}, {dtype}: measured on this machine")
         print(f"wrote {out} ({time.perf_counter() - start:.0f} s in all)")

@@ -7,10 +7,11 @@ precision, with remat off and on; then where the time of a short real run goes (
 
 MFU (shared.roofline.mfu) = model FLOPs per step (6 * matmul params + attention,
 shared.model.train_flops_per_token, times tokens) / step time / peak FLOP/s of the compute
-dtype. On a CPU the peak is calibrated in this run (shared.hardware); remat's recomputation
-is not counted as useful work, so it shows as lower MFU. Peak memory is the compiled step's
-own account: arguments (the state and the batch) + temporaries (activations kept for the
-backward pass, gradients).
+dtype. On a CPU the peak is calibrated in this run (shared.hardware), and a line after the
+table says so if other programs kept the cores busy meanwhile (shared.hardware.busy_note);
+remat's recomputation is not counted as useful work, so it shows as lower MFU. Peak memory
+is the compiled step's own account: arguments (the state and the batch) + temporaries
+(activations kept for the backward pass, gradients).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import numpy as np
 
 from shared import config as cfg
 from shared import attention as attn
-from shared import hardware, host_memory, model, profiling, roofline, train
+from shared import hardware, host_memory, model, profiling, roofline, timing, train
 from shared.bench import _flags
 from shared.course import mine
 
@@ -152,6 +153,7 @@ def run(args) -> None:
               f"{'peak GF/s':>9} {'MFU':>6} {'peak MiB':>9} {'temp MiB':>9} {'compile s':>9} {'faults/step':>11}")
     print(header)
     print("-" * len(header))
+    watch = timing.LoadWatch()
     for dtype in [args.dtype] if args.dtype else ["float32", "bfloat16"]:
         for remat in [args.remat] if args.remat else ["none", "full"]:
             mc = dataclasses.replace(mc0, dtype=dtype, remat=remat)
@@ -167,6 +169,9 @@ def run(args) -> None:
                   f"{achieved / 1e9:9,.1f} {(peak or 0) / 1e9:9,.0f} {mfu} "
                   f"{m.peak_bytes / 2**20:9,.0f} {m.temp_bytes / 2**20:9,.0f} {m.compile_s:9.1f} "
                   f"{'-' if m.faults is None else f'{m.faults:,.0f}':>11}")
+    note = hardware.busy_note(chip, watch.read(), "the steps ran")
+    if note:
+        print(note)
     print("\nMFU counts the model's FLOPs only (6 per parameter per token + attention): remat's "
           "recomputed forward is extra work, so it lowers MFU while it cuts temporaries.\n"
           "peak MiB = arguments (parameters, AdamW moments, batch) + temporaries, from the "
