@@ -197,6 +197,8 @@ def run_steps(run: Run, step_fn, history: list[dict], clock: goodput.Goodput, *,
                         raise
     if previous is not None:
         check_finite(*previous)
+    if meter and (note := meter.note()):
+        print(note)
     return state
 
 
@@ -241,6 +243,8 @@ def _log_loss(metrics: dict, done: int, history: list[dict], bar, meter: Through
         postfix["tok/s"] = f"{rate.tokens_per_s:,.0f}"
         if rate.mfu is not None:
             postfix["MFU"] = f"{rate.mfu:.0%}"
+        if rate.busy:  # other programs share the cores: tok/s and MFU mislead (meter.note)
+            postfix["busy"] = str(rate.busy)
     bar.set_postfix(postfix)
 
 
