@@ -12,7 +12,7 @@ import shutil
 import jax
 import pytest
 
-from shared import collectives, hardware, inference, kernels, model, roofline
+from shared import collectives, hardware, inference, kernels, model, network, roofline, timeline
 from shared.config import preset
 from shared.course import check
 
@@ -100,6 +100,9 @@ def course_values() -> dict[tuple[str, int], float]:
         ("04", 1): sent("all-gather", 8192**2 * 2, 16),
         ("04", 3): a100.flops("bfloat16") / a100.link_bw * (2 / 2) * 7 / 8,
         ("04", 5): h100.flops("bfloat16") / h100.link_bw * (2 / 2) * 3,
+        ("04", 6): timeline.step("fsdp", timeline.Stack.on("H100", 4096 * 8, 8192, 4, 8), "on",
+                                 backward=False).time * 1e3,
+        ("04", 7): network.hybrid_step_prediction(8192, 8192, 32, 2, 8, 2)["network"] / 1e6,
         ("05", 2): inference.kv_bytes_per_token(dataclasses.replace(b1, n_kv_heads=4)) * 4096 / MiB,
         ("06", 1): param_count(small) * 12,
         ("06", 3): 8192 * model.train_flops_per_token(small) / (0.6 * 408e9),

@@ -18,4 +18,6 @@ ANSWERS = {
     3: None,  # the least tokens per device B/n
     4: None,  # "yes" or "no"
     5: None,  # the least width E
+    6: None,  # ms, the forward pass
+    7: None,  # MB each GPU sends across nodes per step
 }

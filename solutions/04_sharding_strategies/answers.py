@@ -8,4 +8,6 @@ ANSWERS = {
     3: 312e12 / 3e11 * (2 / 2) * 7 / 8,  # the least tokens per device B/n
     4: "yes",                            # "yes" or "no"
     5: 989e12 / 4.5e11 * (2 / 2) * 3,    # the least width E
+    6: (8192**2 * 2 * 7 / 8 / 4.5e11 + 2 * 4096 * 8192**2 / 989e12 * 4) * 1e3,  # ms, the forward pass
+    7: 32 * 2 * (8192**2 * 2 / 8) * (2 - 1) / 2 / 1e6,  # MB each GPU sends across nodes per step
 }
