@@ -15,7 +15,7 @@ Levels (bytes/s one way, per chip, from shared.hardware.CHIPS and LINKS):
     pcie       LINKS.pcie_bw
     network    the chip's share of its host's cards, network_bw / chips_per_host (DCN, InfiniBand)
 
-Which parallelism goes where (section 6 of the lesson): FSDP gathers every layer's weights,
+Which parallelism goes where (section 7 of the lesson): FSDP gathers every layer's weights,
 so it needs B/n >= (peak / bw) * (b/2) * (n-1)/n tokens per chip over the level it spans;
 DP all-reduces the gradients once per step, 6 FLOPs per weight per token against
 2 b (n-1)/n bytes per weight, and after FSDP within a slice each chip all-reduces only its
