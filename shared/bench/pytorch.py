@@ -53,7 +53,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--new-tokens", type=int, help="greedy tokens decoded per round after a "
                         "16-token prompt (default 240, --quick 32)")
     parser.add_argument("--compile", action="store_true",
-                        help="also time torch.compile'd training (compiles C++ on a CPU: minutes)")
+                        help="also time training with the model under torch.compile (the optimizer stays "
+                        "eager; compiles C++ on a CPU: minutes)")
     parser.add_argument("--quick", action="store_true", help="a short run: tiny, 2 rounds, 32 tokens")
 
 
@@ -152,6 +153,28 @@ class _Worker:
     def count(self, job):
         """Parameters of the PyTorch model of job["shape"] (the tests compare it with the core's)."""
         return {"parameters": sum(p.numel() for p in _torch_model(job["shape"]).parameters())}
+
+    def logits(self, job):
+        """Float32 logits of job["tokens"] under the core's own weights (job["weights"], the
+        parameter tree as nested lists, stacked over layers): the tests compare them with
+        shared.model.forward's, so the two models are the same function."""
+        torch = self.torch
+        model, w = _torch_model(job["shape"]), job["weights"]
+        t = lambda x: torch.tensor(x, dtype=torch.float32)
+        with torch.no_grad():
+            model.embed.weight.copy_(t(w["embed"]))
+            model.final_norm.weight.copy_(t(w["final_norm"]))
+            model.unembed.weight.copy_(t(w["unembed"]).T)
+            for i, block in enumerate(model.blocks):
+                b = {k: v[i] for k, v in w["blocks"].items()}
+                block.attn_norm.weight.copy_(t(b["attn_norm"]))
+                block.mlp_norm.weight.copy_(t(b["mlp_norm"]))
+                for name in ("wq", "wk", "wv"):
+                    getattr(block, name).weight.copy_(t(b[name]).flatten(1).T)  # [E, H, D] -> [H * D, E]
+                block.wo.weight.copy_(t(b["wo"]).flatten(0, 1).T)  # [H, D, E] -> [E, H * D]
+                block.up.weight.copy_(t(b["w_up"]).T)
+                block.down.weight.copy_(t(b["w_down"]).T)
+            return {"logits": model(torch.tensor(job["tokens"])).tolist()}
 
     def reset(self, job):
         self.jobs.clear()
