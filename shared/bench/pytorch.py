@@ -247,11 +247,13 @@ class _Worker:
         return {"seconds": time.perf_counter() - start, "tokens": out}
 
     def matmul(self, job):
-        """Best seconds of `runs` [M, K] @ [K, N] products in the dtype (after one untimed)."""
+        """Best seconds of `runs` [batch, M, K] @ [batch, K, N] products in the dtype (after one
+        untimed); batch 0: one [M, K] @ [K, N]."""
         torch = self.torch
         M, K, N = job["mkn"]
+        lead = (job["batch"],) if job["batch"] else ()
         dtype = torch.bfloat16 if job["dtype"] == "bfloat16" else torch.float32
-        a, b = torch.randn(M, K, dtype=dtype), torch.randn(K, N, dtype=dtype)
+        a, b = torch.randn(*lead, M, K, dtype=dtype), torch.randn(*lead, K, N, dtype=dtype)
         a @ b
         best = math.inf
         for _ in range(job["runs"]):
@@ -457,28 +459,34 @@ def decode_row(torch: Torch, name: str, dtype: str, args) -> None:
 
 
 def matmul_rows(torch: Torch, name: str, dtypes: list[str]) -> None:
-    """GFLOP/s of the step's largest weight matmul, [B*S, E] @ [E, F], best of 5, each side."""
+    """GFLOP/s of two of the step's matmuls alone, best of 5 on each side: its widest weight
+    matmul [B*S, E] @ [E, F], and attention's scores, [S, D] @ [D, T] for each of B*H heads."""
     import jax
     import jax.numpy as jnp
 
     from shared import config as cfg
 
     p = cfg.preset(name)
-    M, K, N = p.train.batch_size * p.model.seq_len, p.model.d_model, p.model.d_ff
+    c, B = p.model, p.train.batch_size
+    shapes = {"weights": (0, B * c.seq_len, c.d_model, c.d_ff),
+              "attention": (B * c.n_heads, c.seq_len, c.head_dim, c.seq_len)}
+    f = jax.jit(lambda a, b: jnp.matmul(a, b, preferred_element_type=jnp.float32))
     for dtype in dtypes:
-        a = jnp.ones((M, K), dtype)
-        b = jnp.ones((K, N), dtype)
-        f = jax.jit(lambda a, b: jnp.dot(a, b, preferred_element_type=jnp.float32))
-        f(a, b).block_until_ready()
-        best = math.inf
-        for _ in range(5):
-            start = time.perf_counter()
+        for what, (batch, M, K, N) in shapes.items():
+            lead = (batch,) if batch else ()
+            a, b = jnp.ones(lead + (M, K), dtype), jnp.ones(lead + (K, N), dtype)
             f(a, b).block_until_ready()
-            best = min(best, time.perf_counter() - start)
-        theirs = torch.ask({"op": "matmul", "mkn": [M, K, N], "dtype": dtype, "runs": 5})["seconds"]
-        flop = 2 * M * K * N
-        print(f"{name:>6} {dtype:>9} [{M}, {K}] @ [{K}, {N}]: JAX {flop / best / 1e9:6.1f} GFLOP/s, "
-              f"PyTorch {flop / theirs / 1e9:6.1f} GFLOP/s")
+            best = math.inf
+            for _ in range(5):
+                start = time.perf_counter()
+                f(a, b).block_until_ready()
+                best = min(best, time.perf_counter() - start)
+            theirs = torch.ask({"op": "matmul", "batch": batch, "mkn": [M, K, N], "dtype": dtype,
+                                "runs": 5})["seconds"]
+            flop = 2 * max(batch, 1) * M * K * N
+            label = f"{batch} x " if batch else ""
+            print(f"{name:>6} {dtype:>9} {what:>9} {label}[{M}, {K}] @ [{K}, {N}]: JAX "
+                  f"{flop / best / 1e9:6.1f} GFLOP/s, PyTorch {flop / theirs / 1e9:6.1f} GFLOP/s")
 
 
 def run(args) -> None:
@@ -513,7 +521,7 @@ def run(args) -> None:
         print(" ".join(f"{h:>{w}}" for h, w in zip(head, widths)))
         for dtype in dtypes:
             decode_row(torch, decode_at, dtype, args)
-        print("\nthe training step's widest weight matmul alone (best of 5):")
+        print("\ntwo of the training step's matmuls alone (best of 5):")
         matmul_rows(torch, presets[-1], dtypes)
         print(f"\n{load()}")
     finally:
