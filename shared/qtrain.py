@@ -15,8 +15,8 @@ from the float x, w and g the step kept, so no gradient is lost to round()'s zer
 The int32 sums are exact while 127 * 127 * (summed length) < 2^31, i.e. a summed axis of
 fewer than 133,000 (the dw sum runs over the B·S tokens of a (micro-)batch).
 
-int8_dot(x, w, spec) is the matmul; `net` (this module's init and loss_sums) trains the
-course's model with it: loss_sums runs shared.model.loss_sums while model.matmul is the
+int8_dot(x, w, spec) is the matmul; `net` (this module's init, forward and loss_sums)
+trains the course's model with it: loss_sums runs shared.model.loss_sums while model.matmul is the
 int8 one (int8_matmuls swaps it in and puts the float one back, as shared.course.mine's
 Plug does for a learner's piece). Attention's own products (scores, weights @ values) are
 not weight matmuls and stay float; int8 weights for inference (QTensor) pass through.
@@ -24,6 +24,8 @@ not weight matmuls and stay float; int8 weights for inference (QTensor) pass thr
     from shared import qtrain
     from shared.train.loop import train
     train(mc, tc, "runs/tiny-int8", net=qtrain)   # or make_step(mc, tc, net=qtrain)
+
+or from the command line, `python -m shared.train --int8`.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from shared.config import ModelConfig
 from shared.quant import QTensor
 
 init = model.init  # the parameters are the float model's: only the matmuls change
+RUN_CONFIG = {"int8": True}  # what a run trained on this net records in its config.json
 
 
 def _quantize(a: jax.Array, axis: int) -> tuple[jax.Array, jax.Array]:
@@ -123,10 +126,20 @@ def int8_matmuls() -> Iterator[None]:
         model.matmul = old
 
 
-def loss_sums(params: dict, batch: dict, config: ModelConfig) -> tuple[jax.Array, jax.Array]:
-    """shared.model.loss_sums with int8 weight matmuls: the `net` the training step takes."""
+def _autodiff_mlp(config: ModelConfig) -> ModelConfig:
     # shared.backward's hand-written MLP backward (mlp="manual", the presets' choice) calls
     # the float matmul itself; the same maths through autodiff gets int8_mm's backward.
-    config = dataclasses.replace(config, mlp="autodiff")
+    return dataclasses.replace(config, mlp="autodiff")
+
+
+def loss_sums(params: dict, batch: dict, config: ModelConfig) -> tuple[jax.Array, jax.Array]:
+    """shared.model.loss_sums with int8 weight matmuls: the `net` the training step takes."""
     with int8_matmuls():
-        return model.loss_sums(params, batch, config)
+        return model.loss_sums(params, batch, _autodiff_mlp(config))
+
+
+def forward(params: dict, tokens: jax.Array, config: ModelConfig, **kw) -> jax.Array:
+    """shared.model.forward with int8 weight matmuls: logits [B, S, V] of a model trained
+    in int8, computed as it was trained (the sampling at the end of a run calls it)."""
+    with int8_matmuls():
+        return model.forward(params, tokens, _autodiff_mlp(config), **kw)

@@ -1,9 +1,10 @@
 """Training in int8 (shared.qtrain): the int8 matmul and its gradients against the float
-matmul, the compiled program's s8 x s8 -> s32 dots, and a short run of the tiny model in
-int8 against the same run in float32."""
+matmul, the compiled program's s8 x s8 -> s32 dots, a short run of the tiny model in
+int8 against the same run in float32, and `python -m shared.train --int8`."""
 
 import dataclasses
 import functools
+import json
 import re
 import string
 import textwrap
@@ -15,8 +16,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from shared import checkpoint, data, hardware, model, qtrain
 from shared import config as cfg
-from shared import data, model, qtrain, train
+from shared.figures import lesson09
+from shared.train import __main__ as train_cli
+from shared.train import loop
 
 SPECS = [("BSE,EHD->BSHD", (4, 32, 64), (64, 4, 16)), ("BSHD,HDE->BSE", (4, 32, 4, 16), (4, 16, 64)),
          ("BSE,EF->BSF", (4, 32, 64), (64, 256)), ("BSF,FE->BSE", (4, 32, 256), (256, 64))]
@@ -92,15 +96,8 @@ MARGIN = 0.1
 
 @functools.cache
 def losses(net) -> np.ndarray:
-    tokens = data.encode(TEXT)
     tc = cfg.TrainConfig(batch_size=8, steps=STEPS, lr=2e-3, warmup_steps=10, seed=0)
-    state, step = train.init_state(MC, tc, net=net), train.make_step(MC, tc, net=net)
-    out = []
-    for i in range(STEPS):
-        inputs, targets = data.batch(tokens, tc.batch_size, MC.seq_len, tc.seed, i)
-        state, metrics = step(state, {"inputs": inputs, "targets": targets})
-        out.append(float(metrics["loss"]))
-    return np.array(out)
+    return lesson09.losses(MC, tc, data.encode(TEXT), net)[0]
 
 
 def test_int8_training_learns_and_stays_near_float32():
@@ -109,3 +106,59 @@ def test_int8_training_learns_and_stays_near_float32():
     assert q[-20:].mean() < q[:5].mean() - 2.5, f"int8 loss {q[:5].mean():.3f} -> {q[-20:].mean():.3f}"
     gap = q[-20:].mean() - f[-20:].mean()
     assert abs(gap) < MARGIN, f"int8 {q[-20:].mean():.3f} vs float32 {f[-20:].mean():.3f} nats"
+
+
+# ---- the command line: python -m shared.train --int8 ----
+
+CLI_MC = cfg.ModelConfig(seq_len=32, d_model=32, n_layers=1, n_heads=2, d_ff=64)
+CLI_TC = cfg.TrainConfig(batch_size=4, steps=2, warmup_steps=0, eval_every=100, eval_batches=1,
+                         checkpoint_every=2)
+INT8_DOT = ("s32", "s8", "s8")
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch):
+    """Runs the command (a micro model standing in for the tiny preset, on a small corpus);
+    returns (main(*flags) -> exit status, the dots of each step program the loop compiled)."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("".join(f"def f{i % 7}(x):\n    return x * {i % 5}\n" for i in range(200)))
+    monkeypatch.setitem(cfg.PRESETS, "tiny", cfg.Preset(CLI_MC, CLI_TC, "a micro model"))
+    # the start line's and the meter's peaks: a fixed chip instead of seconds of calibration
+    monkeypatch.setattr(hardware, "detect", lambda: hardware.Chip("CPU (test)", {"float32": 1e11}, 1e10))
+    compiled_dots = []
+
+    def compile_step(run):
+        compiled = real_compile(run)
+        compiled_dots.append(dots(compiled.as_text()))
+        return compiled
+
+    real_compile = loop.compile_step
+    monkeypatch.setattr(loop, "compile_step", compile_step)
+    flags = ["--out", str(tmp_path), "--data", str(corpus)]
+    return lambda *argv: train_cli.main([*flags, *argv]), compiled_dots
+
+
+def test_the_int8_flag_trains_in_int8_and_a_resumed_run_stays_int8(cli, tmp_path, capsys):
+    main, compiled_dots = cli
+    assert main("--int8", "--sample-tokens", "2") == 0, "--int8: the run failed"
+    assert "with int8 weight matmuls" in capsys.readouterr().out, "--int8: the start line does not say int8"
+    config = json.loads(checkpoint.config_path(tmp_path / "tiny").read_text())
+    assert config.get("int8") is True, f"--int8: config.json records int8: {config.get('int8')!r}"
+    assert INT8_DOT in compiled_dots[0], f"--int8: the step has no s8 x s8 -> s32 dot: {compiled_dots[0]}"
+    assert main("--resume", "--steps", "3", "--sample-tokens", "0") == 0, "--resume of an int8 run failed"
+    assert INT8_DOT in compiled_dots[1], "--resume without --int8: an int8 run went on in float"
+    config = json.loads(checkpoint.config_path(tmp_path / "tiny").read_text())
+    assert config["train"]["steps"] == 3 and config.get("int8") is True, \
+        f"--resume --steps 3: config.json records steps {config['train']['steps']}, int8 {config.get('int8')!r}"
+
+
+def test_int8_that_cannot_apply_is_one_line(cli, tmp_path, one_line_error):
+    main, compiled_dots = cli
+    float_run = tmp_path / "float"
+    checkpoint.save_config(float_run, CLI_MC, CLI_TC, {"data": str(tmp_path / "corpus.txt")})
+    (float_run / "checkpoints" / "2").mkdir(parents=True)  # a float32 run that saved a step
+    assert main("--name", "float", "--resume", "--int8") == 2
+    one_line_error("cannot resume", "int8: False -> True")
+    assert main("--int8", "--solutions", "--name", "yours") == 2  # the answers' model: own matmuls
+    one_line_error("--int8", "01_llm_from_scratch/build_model.py")
+    assert not compiled_dots, "a refused --int8 compiled a step"

@@ -5,6 +5,7 @@
     python -m shared.train --name tiny --resume  # continue runs/tiny from its last checkpoint
     python -m shared.train --devices 8 --strategy fsdp   # 8 simulated CPU devices, FSDP
     python -m shared.train --dtype bfloat16 --remat full --grad-accum 4
+    python -m shared.train --int8                # every weight matmul in int8 (lesson 09)
 
 Around the library's train(): the flags and presets, what may change on --resume,
 the devices (simulated, or a jax.distributed job), and a sample of text at the end.
@@ -21,6 +22,7 @@ from pathlib import Path
 import jax
 
 from shared import attention, checkpoint, data, devices, hardware, host_memory, model, sampling, sharding
+from shared import qtrain
 from shared import config as cfg
 from shared.course import mine
 from shared.train import Placement, RunError, train
@@ -31,11 +33,13 @@ SAFE_ON_RESUME = ("steps", "keep_checkpoints")  # may change when a run is resum
 SAFE_MODEL_ON_RESUME = ("remat", "mlp", "attention")  # how it is computed: the same maths
 SAMPLE = dict(temperature=0.8, top_k=40)  # the end-of-run sample's settings
 COMMAND = "python -m shared.train"  # its pieces: shared.course.mine.BUILDS
+INT8 = " with int8 weight matmuls, forward and backward (shared.qtrain)"  # --int8, on the start line
 
 
-def resolve_config(args) -> tuple[cfg.ModelConfig, cfg.TrainConfig, str | None]:
-    """(model config, train config, data path) from --preset and overrides; on --resume,
-    the saved ones, which explicit flags may only change where it is safe (steps, remat, mlp)."""
+def resolve_config(args) -> tuple[cfg.ModelConfig, cfg.TrainConfig, str | None, bool]:
+    """(model config, train config, data path, int8) from --preset and overrides; on --resume,
+    the saved ones, which explicit flags may only change where it is safe (steps, remat, mlp):
+    a run trained in int8 (its config.json says "int8": true) continues in int8."""
     run_dir = Path(args.out) / args.name
     model_over = {k: getattr(args, k) for k in MODEL_FLAGS if getattr(args, k) is not None}
     train_over = {k: getattr(args, k) for k in TRAIN_FLAGS if getattr(args, k) is not None}
@@ -46,16 +50,27 @@ def resolve_config(args) -> tuple[cfg.ModelConfig, cfg.TrainConfig, str | None]:
         asked_tc = dataclasses.replace(asked.train, **train_over)
         diffs = (cfg.differences(mc, asked_mc, ignore=SAFE_MODEL_ON_RESUME)
                  + cfg.differences(tc, asked_tc, ignore=SAFE_ON_RESUME))
-        data_path = saved.get("data")
+        data_path, int8 = saved.get("data"), saved.get("int8", False)
         if args.data is not None and args.data != data_path:
             diffs.append(f"data: {data_path!r} -> {args.data!r}")
+        if args.int8 is not None and args.int8 != int8:
+            diffs.append(f"int8: {int8} -> {args.int8}")
         if diffs:
             raise RunError(f"cannot resume {run_dir}: its config differs in {'; '.join(diffs)}")
         return (dataclasses.replace(mc, **{k: getattr(asked_mc, k) for k in SAFE_MODEL_ON_RESUME}),
-                dataclasses.replace(tc, steps=asked_tc.steps), data_path)
+                dataclasses.replace(tc, steps=asked_tc.steps), data_path, int8)
     p = cfg.preset(args.preset or "tiny")
     return (dataclasses.replace(p.model, **model_over), dataclasses.replace(p.train, **train_over),
-            args.data)
+            args.data, bool(args.int8))
+
+
+def check_int8(pieces: dict, solutions: bool) -> None:
+    """--int8 swaps int8 matmuls into shared.model (shared.qtrain); a model piece of the
+    learner's has matmuls of its own that the swap cannot reach: refused, not run in float."""
+    if "model" in pieces:
+        path = next(b for b in mine.BUILDS if b.piece == "model").path(solutions)
+        raise cfg.Error(f"--int8 puts int8 matmuls into the core's model, and the model piece "
+                        f"{path.relative_to(mine.ROOT)} has its own; run it without --int8")
 
 
 def setup_devices(args) -> Placement:
@@ -96,6 +111,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--remat", choices=cfg.REMAT, help="what the backward pass recomputes (default none)")
     p.add_argument("--attention", choices=list(attention.IMPLEMENTATIONS),
                    help="attention implementation (default: the preset's, dense)")
+    p.add_argument("--int8", action="store_true", default=None,
+                   help="every weight matmul, forward and backward, as int8 x int8 -> int32 "
+                   "(shared.qtrain, lesson 09 section 5); slower than float32 on a CPU, where "
+                   "quantizing costs more than the small int8 dots save. A resumed run keeps "
+                   "what it was trained with")
     p.add_argument("--seed", type=int, help="initialisation and data order (default 0)")
     p.add_argument("--out", default="runs", help="folder for run folders (default runs)")
     p.add_argument("--name", help="run folder name under --out (default: the preset name)")
@@ -121,10 +141,12 @@ def main(argv: list[str] | None = None, leave_on_error: bool = False) -> int:
     args.name = args.name or args.preset or "tiny"
     try:
         placement = setup_devices(args)
-        mc, tc, data_path = resolve_config(args)
+        mc, tc, data_path, int8 = resolve_config(args)
         run_dir = Path(args.out) / args.name
         main_process = jax.process_index() == 0
         pieces = mine.chosen(args, COMMAND)
+        if int8:
+            check_int8(pieces, args.solutions)
         if main_process:
             if args.mine or args.solutions:
                 print("your model: " + mine.describe(pieces, args.solutions, COMMAND))
@@ -133,8 +155,9 @@ def main(argv: list[str] | None = None, leave_on_error: bool = False) -> int:
                      if placement.mesh is not None else f"one {jax.devices()[0].platform} device")
             print(f"model: {model.matmul_param_count(mc):,} matmul parameters, "
                   f"{model.train_flops_per_token(mc):,} training FLOPs per token, {mc.dtype} "
-                  f"compute, remat {mc.remat}; {where}; run folder {run_dir}")
+                  f"compute{INT8 if int8 else ''}, remat {mc.remat}; {where}; run folder {run_dir}")
         with mine.plugged_in(pieces, mc) as net:
+            net = qtrain if int8 else net
             result = train(mc, tc, run_dir, data_path=data_path, resume=args.resume,
                            force=args.force, placement=placement, net=net)
             if args.sample_tokens:  # every process samples: the parameters may be split across them

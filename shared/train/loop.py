@@ -100,7 +100,7 @@ def start(mc: cfg.ModelConfig, tc: cfg.TrainConfig, run_dir: Path, *, data_path:
     if jax.process_index() == 0 and (not resume or checkpoint.load_config(run_dir)[:2] != (mc, tc)):
         # a resumed run that goes further (--steps) or recomputes differently (--remat) says
         # so in its folder, so that the next --resume continues what this one started
-        checkpoint.save_config(run_dir, mc, tc, {"data": data_path})
+        checkpoint.save_config(run_dir, mc, tc, {"data": data_path, **getattr(net, "RUN_CONFIG", {})})
     _sync("run folder ready")
     if placement.mesh is not None:
         for name, size in (("batch_size", tc.batch_size),
