@@ -1,7 +1,8 @@
 """Lesson 09's figures: the KV cache filling over prefill and decode steps (a real
 shared.inference run), the slot timeline of continuous vs static batching and the paged
-cache's page table (a real shared.engine run with shared.paged), and the bytes a decode
-step reads per weight format (shared.quant on the `125m` preset's shapes).
+cache's page table (a real shared.engine run with shared.paged), the bytes a decode
+step reads per weight format (shared.quant on the `125m` preset's shapes), and the loss
+curves of training in float32, bfloat16 and int8 on the same batches (shared.qtrain, measured).
 """
 
 from __future__ import annotations
@@ -269,14 +270,97 @@ def draw_int8(path: Path) -> None:
     draw.save(fig, path)
 
 
+def losses(mc, tc, tokens: np.ndarray, net=None):
+    """(the training loss of each of tc.steps steps, the final parameters) on data.batch's
+    windows of `tokens`: the same batches whatever the net (shared.model by default, or
+    shared.qtrain for int8 matmuls) or mc.dtype, so runs differ only in their arithmetic."""
+    import jax
+
+    from shared import data, model, train
+
+    net = net or model
+    state, step = train.init_state(mc, tc, net=net), train.make_step(mc, tc, net=net)
+    out = []
+    for i in range(tc.steps):
+        inputs, targets = data.batch(tokens, tc.batch_size, mc.seq_len, tc.seed, i)
+        state, metrics = step(state, {"inputs": inputs, "targets": targets})
+        out.append(metrics["loss"])
+    return np.array(jax.device_get(out), float), state["params"]
+
+
+TRAIN_STEPS = 400
+SMOOTH = 20  # steps per moving average of the curves, and the "final" training loss
+VAL_BATCHES = 8
+
+
+def int8_runs() -> tuple[dict, dict, object]:
+    """Three runs of a reduced tiny preset (2 layers, S = 64) on the standard library's
+    sources, the same batches in each: float32, bfloat16, and float32 with every weight matmul
+    in int8. Returns ({name: per-step losses}, {name: validation loss}, the model config)."""
+    import jax
+
+    from shared import config as cfg
+    from shared import data, model, qtrain
+
+    p = cfg.preset("tiny")
+    mc = dataclasses.replace(p.model, seq_len=64, n_layers=2, dtype="float32")
+    tc = dataclasses.replace(p.train, steps=TRAIN_STEPS, warmup_steps=TRAIN_STEPS // 10)
+    splits = data.split(data.load_corpus(), mc.seq_len)
+    val = [dict(zip(("inputs", "targets"), data.batch(splits.val, tc.batch_size, mc.seq_len, 1, i)))
+           for i in range(VAL_BATCHES)]
+    curves, validation = {}, {}
+    for name, dtype, net in (("float32", "float32", model), ("bfloat16", "bfloat16", model),
+                             ("int8", "float32", qtrain)):
+        run_mc = dataclasses.replace(mc, dtype=dtype)
+        curves[name], params = losses(run_mc, tc, splits.train, net)
+        sums = jax.jit(net.loss_sums, static_argnums=2)  # validated as trained: int8 for int8
+        total, count = np.sum([jax.device_get(sums(params, b, run_mc)) for b in val], axis=0)
+        validation[name] = float(total / count)
+    return curves, validation, mc
+
+
+def draw_int8_training(path: Path) -> None:
+    import jax
+
+    curves, validation, mc = int8_runs()
+    fig, (top, bottom) = _figure(9, 6.4, 2, 1, sharex=True, height_ratios=[2, 1])
+    colors = {"float32": "tab:blue", "bfloat16": "tab:orange", "int8": "tab:green"}
+    kernel = np.ones(SMOOTH) / SMOOTH
+    steps = np.arange(1, TRAIN_STEPS + 1)
+    top.plot(steps, curves["float32"], color="grey", lw=0.4, alpha=0.5, label="float32, each step")
+    for name, loss in curves.items():
+        top.plot(steps[SMOOTH - 1:], np.convolve(loss, kernel, "valid"), color=colors[name],
+                 lw=3 if name == "float32" else 1.2,
+                 label=f"{name}: last {SMOOTH} steps {loss[-SMOOTH:].mean():.3f}, "
+                       f"validation {validation[name]:.3f}")
+        if name != "float32":
+            gap = np.convolve(loss - curves["float32"], kernel, "valid")
+            bottom.plot(steps[SMOOTH - 1:], gap, color=colors[name], lw=1.2, label=f"{name} - float32")
+    top.set_ylabel("training loss (nats per byte)")
+    top.set_ylim(top=4.5)
+    top.legend(fontsize=8, title=f"lines: {SMOOTH}-step means; final losses", title_fontsize=8)
+    top.grid(True, linewidth=0.3)
+    bottom.axhline(0, color="tab:blue", lw=1)
+    bottom.set_ylabel("loss - float32's,\nsame batch (nats)")
+    bottom.set_xlabel("step")
+    bottom.legend(fontsize=8)
+    bottom.grid(True, linewidth=0.3)
+    top.set_title(f"The same {TRAIN_STEPS} batches of 8 x {mc.seq_len} bytes in three arithmetics: "
+                  f"the tiny preset cut to {mc.n_layers} layers\nint8 = every weight matmul, forward "
+                  f"and backward, as int8 x int8 -> int32 (shared.qtrain); validation: {VAL_BATCHES} "
+                  f"unseen batches\nmeasured on {draw.machine()}, jax {jax.__version__}", fontsize=9)
+    draw.save(fig, path)
+
+
 # Longer than a test should wait (a real engine run: four compiled programs, 12 requests; the
-# cache's two programs run 10 times): drawn by `python -m shared.figures`, left out of
-# tests/test_figures.py.
-SLOW = {"kv_cache_growth.png", "batching_timeline.png", "paged_cache.png"}
+# cache's two programs run 10 times; three training runs of 400 steps): drawn by
+# `python -m shared.figures`, left out of tests/test_figures.py.
+SLOW = {"kv_cache_growth.png", "batching_timeline.png", "paged_cache.png", "int8_training.png"}
 
 FIGURES = {
     "kv_cache_growth.png": draw_cache_growth,
     "batching_timeline.png": draw_batching,
     "paged_cache.png": draw_paged,
     "int8_bytes.png": draw_int8,
+    "int8_training.png": draw_int8_training,
 }
