@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from shared import config as cfg
-from shared import data, hardware, inference, model, quant, sampling
+from shared import data, hardware, inference, model, quant, sampling, timing
 from shared.bench import _flags, serving
 from shared.train import load_params
 
@@ -113,6 +113,7 @@ def run(args) -> None:
     if chip.read_only_bw:
         print(f"   bandwidth: {bw / 1e9:,.1f} GB/s, the calibrated read-only figure (a step only reads)")
     base = None
+    watch = timing.LoadWatch()
     for batch in (1, 2, 8):
         s = decode_seconds(params, big, batch, 10, max_len)
         base = base or s
@@ -122,7 +123,9 @@ def run(args) -> None:
     qparams = quant.quantize_params(params)
     s8 = decode_seconds(qparams, big, 1, 10, max_len)
     print(f"   int8 weights, batch 1: {s8 * 1e3:8.2f} ms/step ({s8 / base:4.2f}x float), weights "
-          f"{quant.matmul_bytes(qparams) / 1e6:,.0f} MB\n")
+          f"{quant.matmul_bytes(qparams) / 1e6:,.0f} MB")
+    note = hardware.busy_note(chip, watch.read(), "the decode steps ran")
+    print(f"   {note}\n" if note else "")
     del params, qparams
 
     # 3 and 4. static vs continuous batching; contiguous vs paged KV memory

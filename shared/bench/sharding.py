@@ -15,7 +15,7 @@ from shared.bench import _flags
 from shared.config import ConfigError
 from shared.course import mine
 from shared.devices import simulate_cpu_devices
-from shared.timing import timeit
+from shared.timing import LoadWatch, timeit
 
 HELP = ("sharding strategies (step time, bytes per device from the HLO vs the model) and "
         "collectives (time vs the ring model) on the available devices")
@@ -137,9 +137,13 @@ def run(args: argparse.Namespace) -> None:
     if args.mine or args.solutions:
         print("your pieces: " + mine.describe(pieces, args.solutions, COMMAND)
               + " (the fsdp row runs it)")
+    watch = LoadWatch()
     with mine.plugged_in(pieces):
         print("\n".join(strategy_rows(devices, sizes, dtype, chip, link_bw, args.model, args.runs)))
     print(f"\nCollectives over all {len(devices)} devices, m as in shared.collectives "
           f"(the gathered, unreduced or per-device buffer), {dtype}.")
     print("\n".join(collective_rows(devices, sizes, dtype, link_bw, args.runs)))
+    note = hardware.busy_note(chip, watch.read(), "the rows were timed")
+    if note:
+        print(note)
     print(f"({time.perf_counter() - start:.0f} s in all)")
