@@ -48,8 +48,8 @@ def add_arguments(parser) -> None:
                         "--quick: tiny)")
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], help="only this compute dtype")
     parser.add_argument("--rounds", type=int, help="alternating rounds per row (default 3, --quick 2)")
-    parser.add_argument("--steps", type=int, help="timed training steps per framework per round "
-                        "(default 2)")
+    parser.add_argument("--steps", type=int, help="timed training steps per framework per round, "
+                        "after an untimed one (default: about 2 s of steps, at least 2)")
     parser.add_argument("--new-tokens", type=int, help="greedy tokens decoded per round after a "
                         "16-token prompt (default 240, --quick 32)")
     parser.add_argument("--compile", action="store_true",
@@ -216,6 +216,8 @@ class _Worker:
             out["first_loss"] = self.jobs[key]()
             out["setup_s"] = time.perf_counter() - start
         step = self.jobs[key]
+        if job["steps"]:
+            step()  # untimed: the first step after the other process's turn pays its page faults
         times = []
         for _ in range(job["steps"]):
             start = time.perf_counter()
@@ -358,16 +360,18 @@ class JaxTrain:
         self.state = train.init_state(mc, tc)
         self.batch = synthetic_batch(tc.batch_size, mc.seq_len, mc.vocab_size)
         self.step = train.make_step(mc, tc)
-        self.first_loss = self.run(1)[1]
+        self.first_loss = self.run(0)[1]
         self.setup_s = time.perf_counter() - start
 
     def run(self, steps: int) -> tuple[list[float], float]:
+        """Seconds of each of `steps` steps after one untimed step, and the last loss."""
         times, loss = [], math.nan
-        for _ in range(steps):
+        for i in range(steps + 1):
             start = time.perf_counter()
             self.state, metrics = self.step(self.state, self.batch)
             loss = float(metrics["loss"])  # waits for the step, as loss.item() does
-            times.append(time.perf_counter() - start)
+            if i:
+                times.append(time.perf_counter() - start)
         return times, loss
 
 
@@ -404,7 +408,9 @@ def train_row(torch: Torch, name: str, dtype: str, args) -> None:
     tokens = tc.batch_size * mc.seq_len
     job = {"op": "train", "shape": shape_of(mc), "batch": tc.batch_size, "dtype": dtype}
     jx = JaxTrain(mc, tc)
-    sides = {"jax": lambda: tokens / statistics.median(jx.run(args.steps)[0])}
+    # Default: enough steps for about 2 s a turn (a 40 ms tiny step timed twice is mostly noise).
+    steps = args.steps or max(2, min(50, round(2.0 / min(jx.run(2)[0]))))
+    sides = {"jax": lambda: tokens / statistics.median(jx.run(steps)[0])}
     setups = [f"JAX {jx.setup_s:.1f} s (loss {jx.first_loss:.3f})"]
     for compiled in [False, True] if args.compile else [False]:
         first = torch.ask({**job, "compiled": compiled, "steps": 0})
@@ -414,11 +420,11 @@ def train_row(torch: Torch, name: str, dtype: str, args) -> None:
             continue
         setups.append(f"PyTorch {label} {first['setup_s']:.1f} s (loss {first['first_loss']:.3f})")
         sides[label] = (lambda c: lambda: tokens / statistics.median(
-            torch.ask({**job, "compiled": c, "steps": args.steps})["seconds"]))(compiled)
+            torch.ask({**job, "compiled": c, "steps": steps})["seconds"]))(compiled)
     got = _rounds(args.rounds, sides)
     cells = "".join(f"{_summary(got[k])} {_ratio(got['jax'], got[k]):>17}" for k in got if k != "jax")
     print(f"{name:>6} {dtype:>9} {_summary(got['jax'])} {cells}")
-    print(f"{'':>17}first step: {'; '.join(setups)}; {load()}")
+    print(f"{'':>17}{steps} timed steps a turn; first step: {'; '.join(setups)}; {load()}")
     torch.ask({"op": "reset"})
     del jx
     jax.clear_caches()
@@ -440,18 +446,18 @@ def decode_row(torch: Torch, name: str, dtype: str, args) -> None:
     job = {"op": "decode", "shape": shape_of(mc), "dtype": dtype, "prompt": prompt, "new": new}
 
     def jax_side():
+        inference.generate(params, mc, [np.array(prompt, np.int32)], 8)  # untimed, as for training
         start = time.perf_counter()
         inference.generate(params, mc, [np.array(prompt, np.int32)], new)
         return new / (time.perf_counter() - start)
 
     def torch_side():
+        torch.ask({**job, "new": 8})
         answer = torch.ask(job)
         if "error" in answer:
             raise RuntimeError(answer["error"])
         return new / answer["seconds"]
 
-    inference.generate(params, mc, [np.array(prompt, np.int32)], 2)  # compiles prefill and decode
-    torch.ask({**job, "new": 2})
     got = _rounds(args.rounds, {"jax": jax_side, "eager": torch_side})
     print(f"{name:>6} {dtype:>9} {_summary(got['jax'])} {_summary(got['eager'])} "
           f"{_ratio(got['jax'], got['eager']):>17}   ({new} tokens after a {len(prompt)}-token prompt)")
@@ -459,8 +465,9 @@ def decode_row(torch: Torch, name: str, dtype: str, args) -> None:
 
 
 def matmul_rows(torch: Torch, name: str, dtypes: list[str]) -> None:
-    """GFLOP/s of two of the step's matmuls alone, best of 5 on each side: its widest weight
-    matmul [B*S, E] @ [E, F], and attention's scores, [S, D] @ [D, T] for each of B*H heads."""
+    """GFLOP/s of two of the step's matmuls alone: its widest weight matmul [B*S, E] @ [E, F],
+    and attention's scores, [S, D] @ [D, T] for each of B*H heads; on each side the best of 10
+    runs, in 3 alternating rounds, the median shown."""
     import jax
     import jax.numpy as jnp
 
@@ -471,30 +478,36 @@ def matmul_rows(torch: Torch, name: str, dtypes: list[str]) -> None:
     shapes = {"weights": (0, B * c.seq_len, c.d_model, c.d_ff),
               "attention": (B * c.n_heads, c.seq_len, c.head_dim, c.seq_len)}
     f = jax.jit(lambda a, b: jnp.matmul(a, b, preferred_element_type=jnp.float32))
+
+    def best_of_10(a, b) -> float:
+        best = math.inf
+        for _ in range(10):
+            start = time.perf_counter()
+            f(a, b).block_until_ready()
+            best = min(best, time.perf_counter() - start)
+        return best
+
     for dtype in dtypes:
         for what, (batch, M, K, N) in shapes.items():
             lead = (batch,) if batch else ()
             a, b = jnp.ones(lead + (M, K), dtype), jnp.ones(lead + (K, N), dtype)
             f(a, b).block_until_ready()
-            best = math.inf
-            for _ in range(5):
-                start = time.perf_counter()
-                f(a, b).block_until_ready()
-                best = min(best, time.perf_counter() - start)
-            theirs = torch.ask({"op": "matmul", "batch": batch, "mkn": [M, K, N], "dtype": dtype,
-                                "runs": 5})["seconds"]
+            job = {"op": "matmul", "batch": batch, "mkn": [M, K, N], "dtype": dtype, "runs": 10}
             flop = 2 * max(batch, 1) * M * K * N
+            got = _rounds(3, {"jax": lambda: flop / best_of_10(a, b),
+                              "torch": lambda: flop / torch.ask(job)["seconds"]})
             label = f"{batch} x " if batch else ""
             print(f"{name:>6} {dtype:>9} {what:>9} {label}[{M}, {K}] @ [{K}, {N}]: JAX "
-                  f"{flop / best / 1e9:6.1f} GFLOP/s, PyTorch {flop / theirs / 1e9:6.1f} GFLOP/s")
+                  f"{statistics.median(got['jax']) / 1e9:6.1f} GFLOP/s, PyTorch "
+                  f"{statistics.median(got['torch']) / 1e9:6.1f} GFLOP/s")
 
 
 def run(args) -> None:
     check(args)
     if args.quick:
-        args.rounds, args.steps = args.rounds or 2, args.steps or 1
+        args.rounds = args.rounds or 2
         args.new_tokens = args.new_tokens or 32
-    args.rounds, args.steps = args.rounds or 3, args.steps or 2
+    args.rounds = args.rounds or 3
     args.new_tokens = args.new_tokens or 240
     presets = args.preset or (["tiny"] if args.quick else ["tiny", "small"])
     dtypes = [args.dtype] if args.dtype else ["float32", "bfloat16"]
@@ -505,8 +518,9 @@ def run(args) -> None:
         print(f"{machine()}; jax {jax.__version__} ({jax.devices()[0].platform}), torch "
               f"{torch.version} ({torch.threads} threads) in {args.python}; {load()}")
         print(f"{args.rounds} rounds per row, JAX and PyTorch alternating (the order rotates each "
-              f"round); a round's figure is the median of its {args.steps} timed training steps; "
-              "each column the median over rounds; JAX/PyTorch the median of the rounds' ratios "
+              "round); each turn starts with an untimed step (the first after the other process's "
+              "turn is slow on both sides), and its figure is the median of its timed steps; each "
+              "column the median over rounds; JAX/PyTorch the median of the rounds' ratios "
               "(their range)\n")
         other = ["torch.compile", "JAX/compiled"] if args.compile else []
         head = ["preset", "compute", "JAX tok/s", "eager tok/s", "JAX/eager"]
@@ -521,7 +535,7 @@ def run(args) -> None:
         print(" ".join(f"{h:>{w}}" for h, w in zip(head, widths)))
         for dtype in dtypes:
             decode_row(torch, decode_at, dtype, args)
-        print("\ntwo of the training step's matmuls alone (best of 5):")
+        print("\ntwo of the training step's matmuls alone (best of 10 runs, median of 3 alternating rounds):")
         matmul_rows(torch, presets[-1], dtypes)
         print(f"\n{load()}")
     finally:
