@@ -28,6 +28,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -311,6 +312,16 @@ class Torch:
             return {"error": f"the PyTorch process exited (status {self.proc.wait()})"}
         return json.loads(line)
 
+    def seconds(self, job: dict):
+        """The "seconds" of the answer to a timing job; an error the PyTorch side reports stops
+        the benchmark as one line."""
+        from shared.config import Error
+
+        answer = self.ask(job)
+        if "error" in answer:
+            raise Error(f"the PyTorch side failed on {job['op']}: {answer['error']}")
+        return answer["seconds"]
+
     def close(self) -> None:
         self.proc.stdin.close()
         self.proc.wait()
@@ -328,8 +339,10 @@ def check(args) -> None:
     from shared.config import ConfigError
 
     _flags.at_least(args, 1, "rounds", "steps", "new_tokens")
-    if not Path(args.python).is_file():
-        raise ConfigError(f"--python {args.python} is not a file (an interpreter that has torch)")
+    found = shutil.which(args.python)
+    if found is None:
+        raise ConfigError(f"--python {args.python} is not a file or a command on PATH (an interpreter that has torch)")
+    args.python = found
 
 
 def machine() -> str:
@@ -350,7 +363,8 @@ def load() -> str:
 
 
 class JaxTrain:
-    """The loop's jitted step (shared.train.make_step) of a preset, warmed up; run(n) times n steps."""
+    """The loop's jitted step (shared.train.make_step) of a preset, compiled and run once;
+    run(n) times n steps after an untimed one."""
 
     def __init__(self, mc, tc):
         from shared import train
@@ -420,7 +434,7 @@ def train_row(torch: Torch, name: str, dtype: str, args) -> None:
             continue
         setups.append(f"PyTorch {label} {first['setup_s']:.1f} s (loss {first['first_loss']:.3f})")
         sides[label] = (lambda c: lambda: tokens / statistics.median(
-            torch.ask({**job, "compiled": c, "steps": steps})["seconds"]))(compiled)
+            torch.seconds({**job, "compiled": c, "steps": steps})))(compiled)
     got = _rounds(args.rounds, sides)
     cells = "".join(f"{_summary(got[k])} {_ratio(got['jax'], got[k]):>17}" for k in got if k != "jax")
     print(f"{name:>6} {dtype:>9} {_summary(got['jax'])} {cells}")
@@ -452,11 +466,8 @@ def decode_row(torch: Torch, name: str, dtype: str, args) -> None:
         return new / (time.perf_counter() - start)
 
     def torch_side():
-        torch.ask({**job, "new": 8})
-        answer = torch.ask(job)
-        if "error" in answer:
-            raise RuntimeError(answer["error"])
-        return new / answer["seconds"]
+        torch.seconds({**job, "new": 8})
+        return new / torch.seconds(job)
 
     got = _rounds(args.rounds, {"jax": jax_side, "eager": torch_side})
     print(f"{name:>6} {dtype:>9} {_summary(got['jax'])} {_summary(got['eager'])} "
@@ -495,7 +506,7 @@ def matmul_rows(torch: Torch, name: str, dtypes: list[str]) -> None:
             job = {"op": "matmul", "batch": batch, "mkn": [M, K, N], "dtype": dtype, "runs": 10}
             flop = 2 * max(batch, 1) * M * K * N
             got = _rounds(3, {"jax": lambda: flop / best_of_10(a, b),
-                              "torch": lambda: flop / torch.ask(job)["seconds"]})
+                              "torch": lambda: flop / torch.seconds(job)})
             label = f"{batch} x " if batch else ""
             print(f"{name:>6} {dtype:>9} {what:>9} {label}[{M}, {K}] @ [{K}, {N}]: JAX "
                   f"{statistics.median(got['jax']) / 1e9:6.1f} GFLOP/s, PyTorch "
