@@ -57,7 +57,8 @@ def test_the_pytorch_model_has_the_core_models_parameters(name):
         theirs = torch.ask({"op": "count", "shape": pytorch.shape_of(mc)})["parameters"]
     finally:
         torch.close()
-    assert theirs == model.param_count(ours), f"PyTorch {theirs:,} vs core {model.param_count(ours):,} at {name}"
+    core = model.param_count(ours)
+    assert theirs == core, f"PyTorch {theirs:,} parameters vs the core's {core:,} at {name}"
 
 
 @needs_torch

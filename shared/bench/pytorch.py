@@ -67,7 +67,8 @@ def _torch_model(shape: dict):
     import torch.nn.functional as F
     from torch import nn
 
-    E, H, L, F_, V, S = (shape[k] for k in ("d_model", "n_heads", "n_layers", "d_ff", "vocab_size", "seq_len"))
+    E, H, L, F_, V, S = (shape[k] for k in
+                         ("d_model", "n_heads", "n_layers", "d_ff", "vocab_size", "seq_len"))
     D = E // H
 
     def linear(n_in, n_out, std):
@@ -190,7 +191,8 @@ class _Worker:
         rest = [p for p in model.parameters() if p.ndim < 2]
         opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1},
                                  {"params": rest, "weight_decay": 0.0}], lr=1e-3, betas=(0.9, 0.95))
-        tokens = torch.randint(0, shape["vocab_size"], (B, shape["seq_len"] + 1), generator=torch.Generator().manual_seed(0))
+        tokens = torch.randint(0, shape["vocab_size"], (B, shape["seq_len"] + 1),
+                               generator=torch.Generator().manual_seed(0))
         inputs, targets = tokens[:, :-1].contiguous(), tokens[:, 1:].contiguous()
         forward = torch.compile(model) if job["compiled"] else model
         bf16 = job["dtype"] == "bfloat16"
@@ -238,7 +240,8 @@ class _Worker:
         dtype = torch.bfloat16 if job["dtype"] == "bfloat16" else torch.float32
         prompt = torch.tensor([job["prompt"]])
         start = time.perf_counter()
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+        bf16 = torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16)
+        with torch.inference_mode(), bf16:
             caches = [tuple(torch.zeros(1, H, shape["seq_len"], E // H, dtype=dtype) for _ in range(2))
                       for _ in range(shape["n_layers"])]
             token = model(prompt, caches=caches)[:, -1].argmax(-1)
@@ -341,7 +344,8 @@ def check(args) -> None:
     _flags.at_least(args, 1, "rounds", "steps", "new_tokens")
     found = shutil.which(args.python)
     if found is None:
-        raise ConfigError(f"--python {args.python} is not a file or a command on PATH (an interpreter that has torch)")
+        raise ConfigError(f"--python {args.python} is not a file or a command on PATH "
+                          "(an interpreter that has torch)")
     args.python = found
 
 
