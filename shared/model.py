@@ -33,6 +33,7 @@ Later lessons plug into seams that do nothing until they are used:
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import math
 from typing import Protocol
@@ -117,22 +118,54 @@ def matmul(spec: str, x: jax.Array, w: jax.Array | QTensor, dtype=None) -> jax.A
     The sum runs over w's axes in w's stored order: einsum would pick its own order
     (D before H for "BSHD,HDE->BSE") and the CPU compiler would then transpose the whole
     weight to match. GPUs and TPUs sum bfloat16 products in float32 inside the matmul
-    unit; a CPU is asked for a float32 result, cast back (lesson 06 measures why).
+    unit; a CPU is asked for a float32 result, cast back (lesson 06 measures why), and so
+    are the two matmuls of its backward pass (_cpu_matmul).
     w may be an int8 QTensor (lesson 09): converted to x's dtype inside the matmul, its
     per-output-channel scale applied to the result.
     """
     if isinstance(w, QTensor):
         y = matmul(spec, x, w.q.astype(x.dtype), dtype)
         return y * w.output_scale(spec).astype(y.dtype)
+    dtype = jnp.dtype(x.dtype if dtype is None else dtype)
+    if jax.default_backend() == "cpu" and dtype == x.dtype != jnp.float32:
+        return _cpu_matmul(spec, x, w)
+    return _dot(spec, x, w, dtype)
+
+
+def _dot(spec: str, x: jax.Array, w: jax.Array, dtype: jnp.dtype) -> jax.Array:
+    """matmul's arithmetic: one dot_general summing over w's letters missing from the output."""
     inputs, out = spec.split("->")
     xs, ws = inputs.split(",")
     summed = [c for c in ws if c not in out]
     dims = ((tuple(xs.index(c) for c in summed), tuple(ws.index(c) for c in summed)), ((), ()))
-    dtype = jnp.dtype(x.dtype if dtype is None else dtype)
     wide = jax.default_backend() == "cpu" or dtype == jnp.float32
     y = jax.lax.dot_general(x, w, dims, preferred_element_type=jnp.float32 if wide else None)
     order = [c for c in xs if c not in summed] + [c for c in ws if c not in summed]  # y's letters
     return jnp.transpose(y, [order.index(c) for c in out]).astype(dtype)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _cpu_matmul(spec: str, x: jax.Array, w: jax.Array) -> jax.Array:
+    """matmul in bfloat16 on a CPU, whose backward pass is the two matmuls a GPU would do.
+
+    Autodiff's would not be: the cast back to bfloat16 hands the matmul a float32 gradient,
+    so XLA:CPU would run dx = g w^T and dw = x^T g in float32, slower than in bfloat16.
+    """
+    return _dot(spec, x, w, x.dtype)
+
+
+def _cpu_matmul_fwd(spec, x, w):
+    return _dot(spec, x, w, x.dtype), (x, w)
+
+
+def _cpu_matmul_bwd(spec, res, g):
+    x, w = res
+    (xs, ws), out = spec.split("->")[0].split(","), spec.split("->")[1]
+    g = g.astype(x.dtype)
+    return _dot(f"{out},{ws}->{xs}", g, w, x.dtype), _dot(f"{xs},{out}->{ws}", x, g, w.dtype)
+
+
+_cpu_matmul.defvjp(_cpu_matmul_fwd, _cpu_matmul_bwd)
 
 
 class KVCache(Protocol):

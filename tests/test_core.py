@@ -12,6 +12,7 @@ import pytest
 
 from shared import checkpoint, data, hardware, model, sampling, train
 from shared import config as cfg
+from shared.course.jaxprs import sub_jaxprs
 from shared.generate import __main__ as generate_cli
 from shared.train import __main__ as train_cli
 
@@ -114,6 +115,27 @@ def test_matmul_param_count_matches_the_parameters():
     non_matmul = params["embed"].size + params["final_norm"].size + \
         params["blocks"]["attn_norm"].size + params["blocks"]["mlp_norm"].size
     assert model.matmul_param_count(MICRO) == model.param_count(params) - non_matmul
+
+
+@pytest.mark.parametrize("spec, x_shape, w_shape", [
+    ("BSE,EHD->BSHD", (2, 8, 16), (16, 4, 8)), ("BSHD,HDE->BSE", (2, 8, 4, 8), (4, 8, 16))])
+def test_bfloat16_matmul_backward_multiplies_bfloat16_on_the_cpu(spec, x_shape, w_shape):
+    """The gradients of a bfloat16 weight matmul are the float32 einsum's, and on the CPU
+    all three matmuls take bfloat16 operands (autodiff's backward would take float32 ones)."""
+    x = jax.random.normal(jax.random.key(0), x_shape, jnp.bfloat16)
+    w = jax.random.normal(jax.random.key(1), w_shape, jnp.bfloat16)
+    loss = lambda mm: lambda x, w: jnp.sum(mm(spec, x, w).astype(jnp.float32) ** 2)
+    got = jax.grad(loss(model.matmul), (0, 1))(x, w)
+    want = jax.grad(loss(jnp.einsum), (0, 1))(x.astype(jnp.float32), w.astype(jnp.float32))
+    for g, r in zip(got, want):
+        assert g.dtype == jnp.bfloat16
+        assert float(jnp.max(jnp.abs(g - r)) / jnp.max(jnp.abs(r))) < 0.02
+    jaxpr = jax.make_jaxpr(jax.grad(loss(model.matmul), (0, 1)))(x, w).jaxpr
+    dots = [e for j in [jaxpr, *(s for e in jaxpr.eqns for s in sub_jaxprs(e))] for e in j.eqns
+            if e.primitive.name == "dot_general"]
+    assert len(dots) >= 3, "the forward matmul and its two backward matmuls"
+    assert all(v.aval.dtype == jnp.bfloat16 for e in dots for v in e.invars), \
+        [[v.aval.dtype for v in e.invars] for e in dots]
 
 
 def test_training_beats_unigram_entropy(tmp_path, corpus):
