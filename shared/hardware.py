@@ -9,6 +9,8 @@ A calibration while other programs keep the cores busy comes out low; busy_note(
 from __future__ import annotations
 
 import functools
+import os
+import platform
 from dataclasses import dataclass, field
 
 import jax
@@ -228,6 +230,20 @@ def busy_note(chip: Chip, work: Load | None = None, doing: str = "the work ran")
                + ["times may be long and MFU or MBU low"] * working)
     return (f"the machine was busy (other programs used {' and '.join(used)}): "
             f"{'; '.join(effects)}; rerun on a quiet machine")
+
+
+def cpu() -> str:
+    """This machine's CPU as a figure or a benchmark names it: '2 cores of AMD EPYC' (the cores
+    this process may use; the model name from /proc/cpuinfo where the system has it)."""
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            name = next((line.split(":", 1)[1].strip() for line in f
+                         if line.startswith("model name")), name)
+    except OSError:
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{cores} cores of {name}"
 
 
 def describe(chip: Chip) -> str:

@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -349,19 +348,6 @@ def check(args) -> None:
     args.python = found
 
 
-def machine() -> str:
-    """CPU model, cores and the load average now."""
-    name = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{name}, {os.cpu_count()} cores"
-
-
 def load() -> str:
     return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -530,7 +516,9 @@ def run(args) -> None:
     try:
         import jax
 
-        print(f"{machine()}; jax {jax.__version__} ({jax.devices()[0].platform}), torch "
+        from shared import hardware
+
+        print(f"{hardware.cpu()}; jax {jax.__version__} ({jax.devices()[0].platform}), torch "
               f"{torch.version} ({torch.threads} threads) in {args.python}; {load()}")
         print(f"{args.rounds} rounds per row, JAX and PyTorch alternating (the order rotates each "
               "round); each turn starts with an untimed step (the first after the other process's "

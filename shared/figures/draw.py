@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import os
-import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -48,15 +47,9 @@ def machine() -> str:
     device = jax.devices()[0]
     if device.platform != "cpu":
         return device.device_kind
-    name = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            name = next((line.split(":", 1)[1].strip() for line in f
-                         if line.startswith("model name")), name)
-    except OSError:
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{cores} cores of {name}"
+    from shared import hardware
+
+    return hardware.cpu()
 
 
 def device_colors(n: int) -> list:
