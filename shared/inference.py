@@ -146,8 +146,10 @@ def sample(logits: jax.Array, seeds: jax.Array, counts: jax.Array, *, temperatur
 @functools.partial(jax.jit, static_argnames=("config", "temperature", "top_k", "top_p"),
                    donate_argnames=("cache",))
 def _step(params, cache, tokens, n_valid, seeds, counts, config, temperature, top_k, top_p):
+    """One extend and one sample: the next token of each row as the next step's tokens [B, 1]."""
     logits, cache = extend(params, cache, tokens, n_valid, config)
-    return sample(logits, seeds, counts, temperature=temperature, top_k=top_k, top_p=top_p), cache
+    token = sample(logits, seeds, counts, temperature=temperature, top_k=top_k, top_p=top_p)
+    return token[:, None], cache
 
 
 def check_fits(n_prompt: int, max_new_tokens: int, max_len: int) -> None:
@@ -188,12 +190,11 @@ def generate(params: dict, config: ModelConfig, prompts: list[np.ndarray],
     seeds = np.asarray(seeds if seeds is not None else [0] * B, np.int32)
     opts = dict(config=config, temperature=temperature, top_k=top_k, top_p=top_p)
     params, cache = prepare(params, config), init_cache(config, B, T)
-    out = np.zeros((B, max(new)), np.int32)
     token, cache = _step(params, cache, tokens, lengths, seeds, np.zeros(B, np.int32), **opts)
-    out[:, 0] = token
+    out = [token]  # [B, 1] each, left on the device: the host queues step i + 1 while step i runs
     for i in range(1, max(new)):
         active = (np.array(new) > i).astype(np.int32)  # finished rows stop growing their cache
-        token, cache = _step(params, cache, token[:, None], active, seeds,
-                             np.full(B, i, np.int32), **opts)
-        out[:, i] = token
+        token, cache = _step(params, cache, token, active, seeds, np.full(B, i, np.int32), **opts)
+        out.append(token)
+    out = np.concatenate(jax.device_get(out), axis=1)  # [B, max(new)], read once at the end
     return [out[b, :new[b]] for b in range(B)]

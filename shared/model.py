@@ -119,7 +119,8 @@ def matmul(spec: str, x: jax.Array, w: jax.Array | QTensor, dtype=None) -> jax.A
     (D before H for "BSHD,HDE->BSE") and the CPU compiler would then transpose the whole
     weight to match. GPUs and TPUs sum bfloat16 products in float32 inside the matmul
     unit; a CPU is asked for a float32 result, cast back (lesson 06 measures why), and so
-    are the two matmuls of its backward pass (_cpu_matmul).
+    are the two matmuls of its backward pass (_cpu_matmul). One row in bfloat16 (batch-1
+    decoding) is computed as two on a CPU, whose one-row kernel is slow (lesson 09 §2).
     w may be an int8 QTensor (lesson 09): converted to x's dtype inside the matmul, its
     per-output-channel scale applied to the result.
     """
@@ -138,8 +139,15 @@ def _dot(spec: str, x: jax.Array, w: jax.Array, dtype: jnp.dtype) -> jax.Array:
     xs, ws = inputs.split(",")
     summed = [c for c in ws if c not in out]
     dims = ((tuple(xs.index(c) for c in summed), tuple(ws.index(c) for c in summed)), ((), ()))
-    wide = jax.default_backend() == "cpu" or dtype == jnp.float32
+    cpu = jax.default_backend() == "cpu"
+    free = [i for i, c in enumerate(xs) if c not in summed]  # y's leading axes, in x's order
+    one_row = cpu and x.dtype != jnp.float32 and free and all(x.shape[i] == 1 for i in free)
+    if one_row:  # XLA:CPU runs a bfloat16 matrix-vector product as a loop ~10x slower than
+        x = jnp.concatenate([x, x], axis=free[0])  # its matmul: a second row (batch-1 decode)
+    wide = cpu or dtype == jnp.float32
     y = jax.lax.dot_general(x, w, dims, preferred_element_type=jnp.float32 if wide else None)
+    if one_row:
+        y = jax.lax.slice_in_dim(y, 0, 1, axis=0)  # the real row
     order = [c for c in xs if c not in summed] + [c for c in ws if c not in summed]  # y's letters
     return jnp.transpose(y, [order.index(c) for c in out]).astype(dtype)
 

@@ -138,6 +138,23 @@ def test_bfloat16_matmul_backward_multiplies_bfloat16_on_the_cpu(spec, x_shape, 
         [[v.aval.dtype for v in e.invars] for e in dots]
 
 
+@pytest.mark.parametrize("spec, x_shape, w_shape", [
+    ("BSE,EHD->BSHD", (1, 1, 16), (16, 4, 8)), ("BSHD,HDE->BSE", (1, 1, 4, 8), (4, 8, 16))])
+def test_bfloat16_matmul_of_one_row_runs_as_two_on_the_cpu(spec, x_shape, w_shape):
+    """A batch-1 decode step's bfloat16 matmul: the float32 einsum's value, computed by a dot
+    of two rows (XLA:CPU's one-row bfloat16 dot is a loop ~10x slower than its matmul)."""
+    x = jax.random.normal(jax.random.key(0), x_shape, jnp.bfloat16)
+    w = jax.random.normal(jax.random.key(1), w_shape, jnp.bfloat16)
+    got = model.matmul(spec, x, w)
+    want = jnp.einsum(spec, x.astype(jnp.float32), w.astype(jnp.float32))
+    assert got.shape == want.shape and got.dtype == jnp.bfloat16
+    assert float(jnp.max(jnp.abs(got - want)) / jnp.max(jnp.abs(want))) < 0.01
+    jaxpr = jax.make_jaxpr(lambda x, w: model.matmul(spec, x, w))(x, w).jaxpr
+    dots = [e for j in [jaxpr, *(s for e in jaxpr.eqns for s in sub_jaxprs(e))] for e in j.eqns
+            if e.primitive.name == "dot_general"]
+    assert [e.invars[0].aval.shape[0] for e in dots] == [2], "one dot, of two rows"
+
+
 def test_training_beats_unigram_entropy(tmp_path, corpus):
     tc = dataclasses.replace(MICRO_TRAIN, steps=150, eval_every=150, checkpoint_every=150)
     result = train.train(MICRO, tc, tmp_path / "run", data_path=corpus, progress=False)

@@ -55,7 +55,7 @@ def cache_growth() -> list[np.ndarray]:
     lengths.append(np.asarray(cache.length))
     for i in range(1, max(NEW)):
         active = (np.array(NEW) > i).astype(np.int32)  # as inference.generate: finished rows stop
-        token, cache = inference._step(params, cache, np.asarray(token)[:, None], active, seeds,
+        token, cache = inference._step(params, cache, token, active, seeds,
                                        np.full(B, i, np.int32), **opts)
         lengths.append(np.asarray(cache.length))
     return lengths
