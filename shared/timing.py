@@ -107,8 +107,9 @@ class Load:
         return f"{self.others:.1f} of {self.cores} cores"
 
 
-def cpu_times() -> CpuTimes | None:
-    """Now, read from /proc/stat (Linux, WSL); None where the system does not publish it."""
+def cpu_times(also: tuple[int, ...] = ()) -> CpuTimes | None:
+    """Now, read from /proc/stat (Linux, WSL); None where the system does not publish it.
+    also: processes whose CPU time counts as ours (a benchmark's worker process)."""
     try:
         with open("/proc/stat") as f:
             lines = f.read().splitlines()
@@ -122,7 +123,19 @@ def cpu_times() -> CpuTimes | None:
             busy += user + nice + system + irq + softirq + steal  # guest time is inside user
             cores += 1
     own = os.times()
-    return CpuTimes(time.monotonic(), busy / os.sysconf("SC_CLK_TCK"), own.user + own.system, cores)
+    tick = os.sysconf("SC_CLK_TCK")
+    ours = own.user + own.system + sum(map(_process_ticks, also)) / tick
+    return CpuTimes(time.monotonic(), busy / tick, ours, cores)
+
+
+def _process_ticks(pid: int) -> int:
+    """Clock ticks process pid has used (user + system, /proc/<pid>/stat); 0 once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()  # after "pid (name)", which may hold spaces
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])  # utime, stime: the stat file's fields 14 and 15
 
 
 def load_between(start: CpuTimes | None, end: CpuTimes | None) -> Load | None:
@@ -134,13 +147,15 @@ def load_between(start: CpuTimes | None, end: CpuTimes | None) -> Load | None:
 
 
 class LoadWatch:
-    """Other programs' load from when the watch started (or last restarted) to each read()."""
+    """Other programs' load from when the watch started (or last restarted) to each read().
+    also: processes that are not other programs (cpu_times)."""
 
-    def __init__(self):
-        self.since = cpu_times()
+    def __init__(self, also: tuple[int, ...] = ()):
+        self.also = also
+        self.since = cpu_times(also)
 
     def read(self, restart: bool = False) -> Load | None:
-        now = cpu_times()
+        now = cpu_times(self.also)
         load = load_between(self.since, now)
         if restart:
             self.since = now

@@ -5,6 +5,8 @@ no test here depends on how busy the machine running it is."""
 
 import dataclasses
 import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -29,7 +31,7 @@ def fake_cpu_times(monkeypatch, others: float, cores: int = 2) -> list:
     process one; returns the list of calls made."""
     calls = []
 
-    def read():
+    def read(also=()):
         calls.append(None)
         wall = time.monotonic()
         return CpuTimes(wall, busy=(others + 1.0) * wall, ours=wall, cores=cores)
@@ -51,6 +53,24 @@ def test_load_between_subtracts_this_process():
 def test_busy_is_a_share_of_the_cores():
     assert Load(0.1 * 8, 8).busy and not Load(0.1 * 8 - 0.01, 8).busy, \
         f"Load.busy: others at {timing.BUSY:.0%} of the cores or more"
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="no /proc/stat on this system")
+def test_cpu_times_counts_a_worker_process_as_ours():
+    """A benchmark's worker (bench pytorch's PyTorch process) is not another program: its CPU
+    time joins ours. The worker burns 0.3 CPU-seconds of its own (read in 10 ms ticks), then waits."""
+    burn = "import sys, time\nwhile time.process_time() < 0.3: pass\nprint(flush=True)\nsys.stdin.read()"
+    worker = subprocess.Popen([sys.executable, "-c", burn], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        worker.stdout.readline()  # it has burnt its share and waits
+        alone, with_worker = timing.cpu_times(), timing.cpu_times(also=(worker.pid,))
+    finally:
+        worker.communicate()
+    extra = with_worker.ours - alone.ours
+    assert 0.25 <= extra < 2.0, \
+        f"cpu_times(also=(pid,)): the worker's 0.3+ CPU-seconds counted as {extra:.2f}"
+    assert timing.cpu_times(also=(worker.pid,)).ours - timing.cpu_times().ours < 0.05, \
+        "cpu_times(also=...): a process that has exited adds nothing"
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="no /proc/stat on this system")
@@ -81,7 +101,7 @@ def test_silent_when_quiet_unread_or_datasheet(chip, work):
 
 
 def test_no_proc_stat_means_no_reading(monkeypatch):
-    monkeypatch.setattr(timing, "cpu_times", lambda: None)
+    monkeypatch.setattr(timing, "cpu_times", lambda also=(): None)
     assert timing.LoadWatch().read() is None, "LoadWatch without /proc/stat: None, no error"
 
 

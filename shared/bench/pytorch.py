@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import statistics
 import subprocess
@@ -295,6 +294,7 @@ class Torch:
 
     def __init__(self, python: str):
         from shared.config import Error
+        from shared.timing import LoadWatch
 
         self.proc = subprocess.Popen([python, "-u", str(Path(__file__).resolve()), "--worker"],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -305,6 +305,7 @@ class Torch:
                         f"torch is not a course dependency: {INSTALL}, or pass --python an "
                         "interpreter that has it")
         self.version, self.threads = hello["torch"], hello["threads"]
+        self.watch = LoadWatch(also=(self.proc.pid,))  # its CPU time is the benchmark's own
 
     def ask(self, job: dict) -> dict:
         self.proc.stdin.write(json.dumps(job) + "\n")
@@ -348,8 +349,14 @@ def check(args) -> None:
     args.python = found
 
 
-def load() -> str:
-    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+def others(torch: Torch, during: str = "the row ran") -> str:
+    """Other programs' share of the cores since the last call (the PyTorch process is not
+    another program here): a row's footnote, flagged when enough to skew the ratios."""
+    load = torch.watch.read(restart=True)
+    if load is None:
+        return "other programs' load unknown on this system"
+    busy = ": busy, so the ratios may be skewed; rerun on a quiet machine" if load.busy else ""
+    return f"other programs used {load} while {during}{busy}"
 
 
 class JaxTrain:
@@ -428,7 +435,7 @@ def train_row(torch: Torch, name: str, dtype: str, args) -> None:
     got = _rounds(args.rounds, sides)
     cells = "".join(f"{_summary(got[k])} {_ratio(got['jax'], got[k]):>17}" for k in got if k != "jax")
     print(f"{name:>6} {dtype:>9} {_summary(got['jax'])} {cells}")
-    print(f"{'':>17}{steps} timed steps a turn; first step: {'; '.join(setups)}; {load()}")
+    print(f"{'':>17}{steps} timed steps a turn; first step: {'; '.join(setups)}; {others(torch)}")
     torch.ask({"op": "reset"})
     del jx
     jax.clear_caches()
@@ -461,7 +468,8 @@ def decode_row(torch: Torch, name: str, dtype: str, args) -> None:
 
     got = _rounds(args.rounds, {"jax": jax_side, "eager": torch_side})
     print(f"{name:>6} {dtype:>9} {_summary(got['jax'])} {_summary(got['eager'])} "
-          f"{_ratio(got['jax'], got['eager']):>17}   ({new} tokens after a {len(prompt)}-token prompt)")
+          f"{_ratio(got['jax'], got['eager']):>17}   ({new} tokens after a {len(prompt)}-token prompt; "
+          f"{others(torch)})")
     torch.ask({"op": "reset"})
 
 
@@ -519,7 +527,7 @@ def run(args) -> None:
         from shared import hardware
 
         print(f"{hardware.cpu()}; jax {jax.__version__} ({jax.devices()[0].platform}), torch "
-              f"{torch.version} ({torch.threads} threads) in {args.python}; {load()}")
+              f"{torch.version} ({torch.threads} threads) in {args.python}")
         print(f"{args.rounds} rounds per row, JAX and PyTorch alternating (the order rotates each "
               "round); each turn starts with an untimed step (the first after the other process's "
               "turn is slow on both sides), and its figure is the median of its timed steps; each "
@@ -540,7 +548,7 @@ def run(args) -> None:
             decode_row(torch, decode_at, dtype, args)
         print("\ntwo of the training step's matmuls alone (best of 10 runs, median of 3 alternating rounds):")
         matmul_rows(torch, presets[-1], dtypes)
-        print(f"\n{load()}")
+        print(others(torch, "the matmuls were timed"))
     finally:
         torch.close()
 
