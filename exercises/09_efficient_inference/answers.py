@@ -19,4 +19,5 @@ ANSWERS = {
     4: None,  # bfloat16 bytes over int8 bytes, a ratio
     5: None,  # time saved per decode step, ms
     6: None,  # "yes" or "no"
+    7: None,  # the one-row product's share of the read bandwidth, percent
 }

@@ -9,4 +9,5 @@ ANSWERS = {
     4: 768 * 3072 * 2 / (768 * 3072 * 1 + 3072 * 4),  # bfloat16 bytes over int8 bytes, a ratio
     5: 70e9 * 2 * (1 - 1 / 8) / 3.35e12 * 1e3,        # time saved per decode step, ms
     6: "yes",                                         # "yes" or "no"
+    7: 384 * 1536 * 2 / 506e-6 / 50e9 * 100,          # the one-row product's share of the read bandwidth, percent
 }
