@@ -105,7 +105,7 @@ def course_values() -> dict[tuple[str, int], float]:
         ("04", 7): network.hybrid_step_prediction(8192, 8192, 32, 2, 8, 2)["network"] / 1e6,
         ("05", 2): inference.kv_bytes_per_token(dataclasses.replace(b1, n_kv_heads=4)) * 4096 / MiB,
         ("06", 1): param_count(small) * 12,
-        ("06", 3): 8192 * model.train_flops_per_token(small) / (0.6 * 408e9),
+        ("06", 3): 8192 * model.train_flops_per_token(small) / (0.6 * 998e9),
         ("06", 4): sent("all-reduce", param_count(tiny) * 4, 4),
         ("07", 2): 405e9 * 2 / h100.memory_bytes,
         ("07", 3): 2 * 70e9 * 8192 / 0.5 / h100.flops("bfloat16"),
