@@ -2,6 +2,7 @@
 
 import dataclasses
 import functools
+import types
 
 import jax
 import jax.numpy as jnp
@@ -10,6 +11,7 @@ import pytest
 
 from shared import config as cfg
 from shared import backward, model, sharding, train
+from shared.train import loop
 
 # 8 heads, width 64 and vocabulary 256 divide the 8 simulated devices for every strategy.
 MICRO = cfg.ModelConfig(seq_len=16, d_model=64, n_layers=2, n_heads=8, d_ff=128)
@@ -160,6 +162,20 @@ def test_bfloat16_step_keeps_its_saved_activations_bfloat16_on_the_cpu():
     got = train.make_step(mc, TC)(fresh_state(MICRO, TC), batch)[1]["loss"]
     want = plain(fresh_state(MICRO, TC), batch)[1]["loss"]
     assert float(got) == float(want), "the compiler option changed the step's loss"
+
+
+def test_the_loop_compiles_a_plugged_in_step_with_the_steps_options(monkeypatch):
+    """A step from outside make_step (the learner's, build exercise 6.6) is jitted without the
+    CPU bfloat16 option; the loop's compile_step adds it."""
+    mc = dataclasses.replace(MICRO, dtype="bfloat16", n_layers=4)
+    state = fresh_state(MICRO, TC)
+    plain = jax.jit(train.step._step_fn(mc, TC, train.Placement(), model), donate_argnums=0)
+    monkeypatch.setattr(loop, "make_step", lambda *args: plain)
+    run = types.SimpleNamespace(mc=mc, tc=TC, placement=train.Placement(), net=model, state=state)
+    got = loop.compile_step(run).memory_analysis().temp_size_in_bytes
+    without = plain.lower(state, random_batch()).compile().memory_analysis().temp_size_in_bytes
+    assert got < without, \
+        f"compile_step: compile a plugged-in step with the step's compiler options; temporaries {got} >= {without}"
 
 
 def test_nan_check_names_the_step_and_a_bad_gradient():

@@ -30,7 +30,8 @@ from shared.train.errors import RunError
 from shared.train.evaluation import loader, make_eval
 from shared.train.meter import Throughput
 from shared.train.runs import locked, prepare_run_dir
-from shared.train.step import Placement, check_finite, init_state, make_step, memory_report, param_names
+from shared.train.step import (Placement, check_finite, compiler_options, init_state, make_step,
+                               memory_report, param_names)
 
 
 @dataclass
@@ -123,7 +124,10 @@ def compile_step(run: Run):
                                       jnp.float32 if k == "weights" else jnp.int32,
                                       sharding=run.placement.batch())
               for k in ("inputs", "targets", "positions", "segment_ids", "weights")}
-    return make_step(run.mc, run.tc, run.placement, run.net).lower(run.state, shapes).compile()
+    # The step's XLA options here too, not only in make_step: a plugged-in step (build exercise
+    # 6.6) is jitted without them, and the loop compiles whichever step it runs.
+    lowered = make_step(run.mc, run.tc, run.placement, run.net).lower(run.state, shapes)
+    return lowered.compile(compiler_options=compiler_options(run.mc))
 
 
 def run_steps(run: Run, step_fn, history: list[dict], clock: goodput.Goodput, *,
