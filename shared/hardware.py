@@ -192,23 +192,27 @@ def _stream_bandwidths(mbytes: int = 256) -> tuple[float, float]:
 
 
 @functools.cache
-def _calibrated_cpu(device_kind: str) -> Chip:
+def _calibrated_cpu(device_kind: str, dtypes: tuple[str, ...], memory: bool) -> Chip:
     # Best of two sizes: 1024^3 runs from cache, 2048^3 from memory; the peak is the higher.
     watch = LoadWatch()
-    peaks = {str(jnp.dtype(d)): max(_matmul_peak(d, n) for n in (1024, 2048))
-             for d in (jnp.float32, jnp.bfloat16)}
-    read_write, read = _stream_bandwidths()
+    peaks = {str(jnp.dtype(d)): max(_matmul_peak(d, n) for n in (1024, 2048)) for d in dtypes}
+    read_write, read = _stream_bandwidths() if memory else (None, None)
+    streams = ", in-place update and row sum of 256 MiB" if memory else ""
     return Chip(f"CPU ({device_kind or 'host'})", peaks, read_write, read_only_bw=read,
-                source="calibrated on this machine: best of 1024^3 and 2048^3 matmuls, "
-                       "in-place update and row sum of 256 MiB",
+                source=f"calibrated on this machine: best of 1024^3 and 2048^3 matmuls{streams}",
                 measured=True, load=watch.read())
 
 
-def detect() -> Chip:
-    """The first device's chip: table figures for accelerators, a calibration for the CPU."""
+def detect(dtypes: tuple[str, ...] = ("float32", "bfloat16"), memory: bool = True) -> Chip:
+    """The first device's chip: table figures for accelerators, a calibration for the CPU.
+
+    On a CPU the calibration measures the matmul peak of each of `dtypes` (about a second
+    each) and, with `memory`, the memory bandwidths, once per process for each request: a
+    training run asks only for its compute dtype's peak, the one its MFU divides by.
+    """
     device = jax.devices()[0]
     if device.platform == "cpu":
-        return _calibrated_cpu(device.device_kind)
+        return _calibrated_cpu(device.device_kind, tuple(str(jnp.dtype(d)) for d in dtypes), memory)
     chip = lookup(device.device_kind)
     return chip or Chip(f"unknown accelerator ({device.device_kind})", {}, None,
                         source="not in the table; add its datasheet figures to shared/hardware.py")
@@ -247,8 +251,10 @@ def cpu() -> str:
 
 
 def describe(chip: Chip) -> str:
-    f32, bf16 = chip.flops("float32"), chip.flops("bfloat16")
+    """One line: the peaks, the memory bandwidth and their source. A table's missing figure
+    shows as unknown; a calibration shows only what it measured (detect's dtypes and memory)."""
     fmt = lambda x, unit: f"{x / 1e9:,.0f} G{unit}" if x else "unknown"
+    rows = [(d, chip.flops(d), "FLOP/s") for d in ("float32", "bfloat16")] + [("memory", chip.memory_bw, "B/s")]
+    shown = [f"{label} {fmt(x, unit)}" for label, x, unit in rows if x or not chip.measured]
     reads = f", reading only {fmt(chip.read_only_bw, 'B/s')}" if chip.read_only_bw else ""
-    return (f"{chip.name}: float32 {fmt(f32, 'FLOP/s')}, bfloat16 {fmt(bf16, 'FLOP/s')}, "
-            f"memory {fmt(chip.memory_bw, 'B/s')}{reads} ({chip.source})")
+    return f"{chip.name}: {', '.join(shown)}{reads} ({chip.source})"

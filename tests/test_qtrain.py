@@ -124,7 +124,7 @@ def cli(tmp_path, monkeypatch):
     corpus.write_text("".join(f"def f{i % 7}(x):\n    return x * {i % 5}\n" for i in range(200)))
     monkeypatch.setitem(cfg.PRESETS, "tiny", cfg.Preset(CLI_MC, CLI_TC, "a micro model"))
     # the start line's and the meter's peaks: a fixed chip instead of seconds of calibration
-    monkeypatch.setattr(hardware, "detect", lambda: hardware.Chip("CPU (test)", {"float32": 1e11}, 1e10))
+    monkeypatch.setattr(hardware, "detect", lambda *_, **__: hardware.Chip("CPU (test)", {"float32": 1e11}, 1e10))
     compiled_dots = []
 
     def compile_step(run):

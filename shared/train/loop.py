@@ -24,11 +24,11 @@ import jax.numpy as jnp
 from jax.sharding import PartitionSpec as P
 from tqdm.auto import tqdm
 
-from shared import checkpoint, data, goodput, hardware, model, pipeline, sharding
+from shared import checkpoint, data, goodput, model, pipeline, sharding
 from shared import config as cfg
 from shared.train.errors import RunError
 from shared.train.evaluation import loader, make_eval
-from shared.train.meter import Throughput
+from shared.train.meter import Throughput, chip_for
 from shared.train.runs import locked, prepare_run_dir
 from shared.train.step import (Placement, check_finite, compiler_options, init_state, make_step,
                                memory_report, param_names)
@@ -231,10 +231,10 @@ def stop_requests() -> Iterator[list[str]]:
 
 
 def _meter(run: Run) -> Throughput:
-    """The run's throughput meter. On a CPU hardware.detect() calibrates the peak of the
-    compute dtype (bf16 compute, bf16 peak), which takes seconds: only when shown."""
+    """The run's throughput meter. On a CPU chip_for() calibrates the peak of the compute
+    dtype (bf16 compute, bf16 peak), which takes a second: only when shown."""
     tokens = run.tc.batch_size * run.mc.seq_len
-    return Throughput(tokens, model.train_flops_per_token(run.mc) * tokens, hardware.detect(),
+    return Throughput(tokens, model.train_flops_per_token(run.mc) * tokens, chip_for(run.mc.dtype),
                       run.mc.dtype, run.placement.devices)
 
 

@@ -6,10 +6,16 @@ from __future__ import annotations
 import time
 from typing import NamedTuple
 
-from shared import roofline, timing
+from shared import hardware, roofline, timing
 from shared.hardware import Chip, busy_note
 
 LOAD_EVERY_S = 5.0  # the cores' load is read at most this often
+
+
+def chip_for(dtype: str) -> Chip:
+    """The chip a run's MFU divides by. On a CPU only the compute dtype's matmul peak is
+    calibrated (about a second; hardware.detect), not every dtype and the memory."""
+    return hardware.detect((dtype,), memory=False)
 
 
 class Rate(NamedTuple):
