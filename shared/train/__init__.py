@@ -8,7 +8,7 @@ The library, module by module:
     step        Placement (mesh and strategy), init_state, make_step (the loop's step),
                 make_train_step (lesson 01's), check_finite, memory_report, param_names
     evaluation  make_eval (validation loss), loader (the training batches)
-    meter       Throughput: tokens/s and MFU over an interval of steps
+    meter       Throughput: tokens/s and MFU over an interval of steps; chip_for (its peak)
     runs        prepare_run_dir, load_params (a trained run's parameters alone)
     loop        train() = start, compile_step, run_steps; Result
     errors      RunError, NonFiniteError
@@ -16,16 +16,28 @@ The command line (flags, run-folder safety, huge pages, the end-of-run sample) i
 `__main__`: `python -m shared.train --help`.
 """
 
-from shared.train.errors import NonFiniteError, RunError
-from shared.train.evaluation import loader, make_eval
-from shared.train.loop import Result, Run, compile_step, run_steps, start, train
-from shared.train.meter import Rate, Throughput
-from shared.train.optim import learning_rate, optimizer
-from shared.train.runs import load_params, prepare_run_dir
-from shared.train.step import (Placement, abstract_state, check_finite, init_state, make_step,
-                               make_train_step, memory_report, param_names)
+import importlib
 
-__all__ = ["NonFiniteError", "Placement", "Rate", "Result", "Run", "RunError", "Throughput",
-           "abstract_state", "check_finite", "compile_step", "init_state", "learning_rate",
-           "load_params", "loader", "make_eval", "make_step", "make_train_step",
-           "memory_report", "optimizer", "param_names", "prepare_run_dir", "run_steps", "start", "train"]
+# Each name and the module that defines it. They load on first use (PEP 562), not with the
+# package: `python -m shared.train` relaunches itself with huge pages (__main__) before JAX
+# loads, instead of loading it twice.
+_WHERE = {
+    "errors": ("NonFiniteError", "RunError"),
+    "evaluation": ("loader", "make_eval"),
+    "loop": ("Result", "Run", "compile_step", "run_steps", "start", "train"),
+    "meter": ("Rate", "Throughput", "chip_for"),
+    "optim": ("learning_rate", "optimizer"),
+    "runs": ("load_params", "prepare_run_dir"),
+    "step": ("Placement", "abstract_state", "check_finite", "init_state", "make_step",
+             "make_train_step", "memory_report", "param_names"),
+}
+_MODULE_OF = {name: module for module, names in _WHERE.items() for name in names}
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str):
+    if name in _WHERE:  # a submodule: shared.train.step
+        return importlib.import_module(f"{__name__}.{name}")
+    if name in _MODULE_OF:
+        return getattr(importlib.import_module(f"{__name__}.{_MODULE_OF[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,6 +13,12 @@ the devices (simulated, or a jax.distributed job), and a sample of text at the e
 
 from __future__ import annotations
 
+from shared import host_memory
+
+if __name__ == "__main__":  # first, before JAX loads below: a relaunch would load it again (0.6 s)
+    host_memory.relaunch_with_huge_pages()  # the step's fresh temporaries fault 512x less often
+
+# The imports below come after the relaunch on purpose.
 import argparse
 import dataclasses
 import os
@@ -21,11 +27,11 @@ from pathlib import Path
 
 import jax
 
-from shared import attention, checkpoint, data, devices, hardware, host_memory, model, sampling, sharding
+from shared import attention, checkpoint, data, devices, hardware, model, sampling, sharding
 from shared import qtrain
 from shared import config as cfg
 from shared.course import mine
-from shared.train import Placement, RunError, train
+from shared.train import Placement, RunError, chip_for, train
 
 MODEL_FLAGS = ("dtype", "remat", "attention")  # flags that override the model config
 TRAIN_FLAGS = ("steps", "seed", "batch_size", "grad_accum")  # ... and the training config
@@ -150,7 +156,7 @@ def main(argv: list[str] | None = None, leave_on_error: bool = False) -> int:
         if main_process:
             if args.mine or args.solutions:
                 print("your model: " + mine.describe(pieces, args.solutions, COMMAND))
-            print(f"{hardware.describe(hardware.detect())}")
+            print(hardware.describe(chip_for(mc.dtype)))
             where = (f"{placement.strategy} on mesh {dict(placement.mesh.shape)}"
                      if placement.mesh is not None else f"one {jax.devices()[0].platform} device")
             print(f"model: {model.matmul_param_count(mc):,} matmul parameters, "
@@ -181,5 +187,4 @@ def main(argv: list[str] | None = None, leave_on_error: bool = False) -> int:
 
 
 if __name__ == "__main__":
-    host_memory.relaunch_with_huge_pages()  # the step's fresh temporaries fault 512x less often
     sys.exit(main(leave_on_error=True))
