@@ -35,14 +35,23 @@ class Loader:
             raise Error(f"a batch of {batch_size} rows needs more data: the corpus "
                              f"packs into {len(rows)} rows of {rows.seq_len + 1} tokens")
         self.rows, self.batch_size, self.seed, self.position = rows, batch_size, seed, position
+        self._drawn: tuple[int, np.ndarray] | None = None  # (epoch, its order), see _order
 
     def indices(self, position: int) -> np.ndarray:
         """Row indices [batch_size] of batch number `position`; an epoch is the
         whole batches that fit, the leftover rows wait for a later epoch's shuffle."""
         per_epoch = len(self.rows) // self.batch_size
         epoch, i = divmod(position, per_epoch)
-        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.rows))
-        return order[i * self.batch_size:(i + 1) * self.batch_size]
+        return self._order(epoch)[i * self.batch_size:(i + 1) * self.batch_size]
+
+    def _order(self, epoch: int) -> np.ndarray:
+        """Epoch `epoch`'s permutation of the rows, drawn from (seed, epoch) alone and kept
+        while its batches are built: permuting the main job's 85,000 rows takes longer than
+        building a batch, and the thread that builds them shares the step's cores."""
+        drawn = self._drawn  # one read: the prefetch thread may replace it meanwhile
+        if drawn is None or drawn[0] != epoch:
+            drawn = self._drawn = (epoch, np.random.default_rng([self.seed, epoch]).permutation(len(self.rows)))
+        return drawn[1]
 
     def batch(self, position: int, rows: slice = slice(None)) -> Batch:
         """Batch number `position`, or only the given rows of it (one process's part)."""

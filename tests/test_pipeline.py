@@ -96,6 +96,17 @@ def test_loader_is_seeded_resumable_and_covers_an_epoch():
     assert not np.array_equal(other.indices(0), loader.indices(0)), "another seed, another order"
 
 
+
+def test_a_batch_is_the_same_whatever_was_asked_before():
+    """The loader keeps the current epoch's order: asking across epochs, out of order, must
+    give what a fresh loader gives for each position (batch i from (seed, i) alone)."""
+    rows = data.Rows(data.Stream.of(docs(*[30] * 20)), seq_len=15)  # 38 rows: 9 batches of 4 an epoch
+    loader = pipeline.Loader(rows, batch_size=4, seed=3)
+    for position in [0, 10, 1, 27, 9, 8, 18, 2]:  # epochs 0, 1, 0, 3, 1, 0, 2, 0
+        fresh = pipeline.Loader(rows, batch_size=4, seed=3).indices(position)
+        np.testing.assert_array_equal(loader.indices(position), fresh,
+                                      f"batch {position} after other epochs' batches")
+
 def test_placed_batch_is_the_host_batch_split_over_devices():
     rows = data.Rows(data.Stream.of(docs(*[30] * 20)), seq_len=15)
     loader = pipeline.Loader(rows, batch_size=8, seed=0)
