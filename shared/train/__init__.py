@@ -41,3 +41,7 @@ def __getattr__(name: str):
     if name in _MODULE_OF:
         return getattr(importlib.import_module(f"{__name__}.{_MODULE_OF[name]}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:  # what tab completion offers before anything has loaded
+    return sorted({*globals(), *_WHERE, *_MODULE_OF})

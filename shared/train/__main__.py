@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from shared import host_memory
 
-if __name__ == "__main__":  # first, before JAX loads below: a relaunch would load it again (0.6 s)
+if __name__ == "__main__":  # first, before JAX loads below: a relaunch would load it again (0.7 s)
     host_memory.relaunch_with_huge_pages()  # the step's fresh temporaries fault 512x less often
 
 # The imports below come after the relaunch on purpose.
