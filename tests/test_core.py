@@ -4,6 +4,8 @@ import dataclasses
 import math
 import subprocess
 import sys
+import sysconfig
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -66,6 +68,10 @@ def test_default_corpus_is_stdlib_without_tests():
     assert files == sorted(files), "corpus files must be in sorted order for determinism"
     assert not any({"test", "tests", "site-packages"} & set(f.parts) for f in files)
     assert any(f.name == "functools.py" for f in files)
+    root = Path(sysconfig.get_paths()["stdlib"])  # every .py below it, filtered after the walk
+    skip = {"test", "tests", "idle_test", "site-packages", "dist-packages"}
+    expected = sorted(p for p in root.rglob("*.py") if not skip & set(p.relative_to(root).parts[:-1]))
+    assert files == expected, f"{len(files)} corpus files, expected {len(expected)}"
 
 
 def test_bad_corpus_errors(tmp_path):
