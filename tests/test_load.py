@@ -154,3 +154,13 @@ def test_bench_train_prints_the_line(monkeypatch, capsys, others):
     out = capsys.readouterr().out
     line = f"the machine was busy (other programs used {others:.1f} of 2 cores while the steps ran)"
     assert (line in out) == bool(others), f"bench train with others at {others} cores printed:\n{out}"
+
+def test_a_training_run_calibrates_only_the_peak_its_mfu_divides_by():
+    """python -m shared.train prints and divides by one peak: calibrating the other dtype and
+    the memory too would cost seconds of every run for figures it never shows."""
+    chip = meter.chip_for("float32")
+    assert chip.measured and set(chip.peak_flops) == {"float32"} and chip.memory_bw is None, \
+        f"a float32 run's chip should hold only the float32 peak, got {chip.peak_flops}, memory {chip.memory_bw}"
+    line = hardware.describe(chip)
+    assert "bfloat16" not in line and "memory" not in line and "float32" in line, \
+        f"describe should show only what was calibrated: {line}"

@@ -4,10 +4,9 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from shared import hardware, roofline
+from shared import roofline
 from shared.hardware import CHIPS, Chip
 from shared.timing import Timing
-from shared.train import meter
 
 spec = jax.ShapeDtypeStruct  # costs come from compilation alone: nothing is allocated
 
@@ -47,17 +46,6 @@ def test_classifier_on_this_cpu():
         f"CPU ridge {mm.ridge:.3g} FLOP/B not between add ({add.intensity:.3g}) and matmul ({mm.intensity:.3g})"
     assert (mm.bound, add.bound) == ("compute", "memory"), f"got matmul {mm.bound}, add {add.bound}"
 
-
-
-def test_a_training_run_calibrates_only_the_peak_its_mfu_divides_by():
-    """python -m shared.train prints and divides by one peak: calibrating the other dtype and
-    the memory too would cost seconds of every run for figures it never shows."""
-    chip = meter.chip_for("float32")
-    assert chip.measured and set(chip.peak_flops) == {"float32"} and chip.memory_bw is None, \
-        f"a float32 run's chip should hold only the float32 peak, got {chip.peak_flops}, memory {chip.memory_bw}"
-    line = hardware.describe(chip)
-    assert "bfloat16" not in line and "memory" not in line and "float32" in line, \
-        f"describe should show only what was calibrated: {line}"
 
 def bf16_matmul(a, b):
     """bf16 inputs, float32 accumulation and output: 2n^3 FLOPs, (2 * 2 + 4) n^2 bytes when square."""
