@@ -155,6 +155,7 @@ def test_bench_train_prints_the_line(monkeypatch, capsys, others):
     line = f"the machine was busy (other programs used {others:.1f} of 2 cores while the steps ran)"
     assert (line in out) == bool(others), f"bench train with others at {others} cores printed:\n{out}"
 
+
 def test_a_training_run_calibrates_only_the_peak_its_mfu_divides_by():
     """python -m shared.train prints and divides by one peak: calibrating the other dtype and
     the memory too would cost seconds of every run for figures it never shows."""
