@@ -11,7 +11,8 @@ so data flows one way, text -> tokens -> batches -> step -> checkpoint -> engine
                                backward (remat, hand-written backward passes)   quant (int8)
                                sampling   sharding   collectives   kernels   flash_pallas
              measuring         hardware   timing   roofline   profiling   goodput   aot
-                               host_memory   devices   debugging   network   timeline
+                               host_memory   compile_options   devices   debugging   network
+                               timeline
     floor 2  using the model   train (optimizer, step, loop)   pipeline   checkpoint
                                inference (the KV cache: prefill and decode through model's
                                blocks)   paged   engine (scheduler and runner)   serving_tp
@@ -25,7 +26,8 @@ FLOORS = {
     0: ("config", "params", "data"),
     1: ("model", "attention", "backward", "quant", "sampling", "sharding", "collectives",
         "kernels", "flash_pallas", "hardware", "timing", "roofline", "profiling", "goodput",
-        "aot", "host_memory", "devices", "debugging", "network", "qtrain", "moe", "timeline"),
+        "aot", "host_memory", "compile_options", "devices", "debugging", "network", "qtrain",
+        "moe", "timeline"),
     2: ("train", "pipeline", "checkpoint", "inference", "paged", "engine", "serving_tp",
         "generate", "speculative"),
     3: ("train.__main__", "generate.__main__", "devices.__main__", "bench", "course", "check",

@@ -36,7 +36,7 @@ import numpy as np
 
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from shared import inference, serving_tp
+from shared import compile_options, inference, serving_tp
 from shared.collectives import Collective, hlo_collectives
 from shared.config import ModelConfig
 
@@ -219,14 +219,15 @@ class Engine:
             return sample(logits, seeds, counts), state
 
         i32 = lambda *shape: jax.ShapeDtypeStruct(shape, jnp.int32)
-        B = self.slots
+        B, options = self.slots, compile_options.for_dtype(config.dtype)
         self._prefill = {
             b: jax.jit(prefill, donate_argnums=1, out_shardings=out_shardings).lower(
-                params, self.kv.state, i32(1, b), i32(1), i32(), i32(), *self.kv.prefill_aux(0)).compile()
+                params, self.kv.state, i32(1, b), i32(1), i32(), i32(), *self.kv.prefill_aux(0)
+            ).compile(compiler_options=options)
             for b in self.buckets}
         self._decode = jax.jit(decode, donate_argnums=1, out_shardings=out_shardings).lower(
             params, self.kv.state, i32(B, 1), i32(B), i32(B), i32(B),
-            *self.kv.decode_aux(np.zeros(B, np.int32))).compile()
+            *self.kv.decode_aux(np.zeros(B, np.int32))).compile(compiler_options=options)
         self.queue: collections.deque[tuple[Request, float]] = collections.deque()
         self.active: list[_Slot | None] = [None] * B
         self.steps = 0  # decode steps run

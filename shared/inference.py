@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from shared import model, sampling
+from shared import compile_options, model, sampling
 from shared.config import Error, ModelConfig
 
 
@@ -143,13 +143,25 @@ def sample(logits: jax.Array, seeds: jax.Array, counts: jax.Array, *, temperatur
     return jax.vmap(one)(logits, seeds, counts)
 
 
-@functools.partial(jax.jit, static_argnames=("config", "temperature", "top_k", "top_p"),
-                   donate_argnames=("cache",))
-def _step(params, cache, tokens, n_valid, seeds, counts, config, temperature, top_k, top_p):
+def _extend_and_sample(params, cache, tokens, n_valid, seeds, counts, config, temperature,
+                       top_k, top_p):
     """One extend and one sample: the next token of each row as the next step's tokens [B, 1]."""
     logits, cache = extend(params, cache, tokens, n_valid, config)
     token = sample(logits, seeds, counts, temperature=temperature, top_k=top_k, top_p=top_p)
     return token[:, None], cache
+
+
+@functools.cache
+def _jitted(dtype: str):
+    """_extend_and_sample jitted with the compiler options of its compute dtype."""
+    return jax.jit(_extend_and_sample, static_argnames=("config", "temperature", "top_k", "top_p"),
+                   donate_argnames=("cache",), compiler_options=compile_options.for_dtype(dtype))
+
+
+def _step(params, cache, tokens, n_valid, seeds, counts, *, config, **sampling_options):
+    """The compiled step for config's dtype: (next tokens [B, 1], cache)."""
+    return _jitted(config.dtype)(params, cache, tokens, n_valid, seeds, counts, config=config,
+                                 **sampling_options)
 
 
 def check_fits(n_prompt: int, max_new_tokens: int, max_len: int) -> None:

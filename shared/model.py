@@ -268,7 +268,8 @@ def hidden(params: dict, tokens: jax.Array, config: ModelConfig, *,
     if positions is None:
         positions = jnp.broadcast_to(jnp.arange(S), (B, S))
     dtype = jnp.dtype(config.dtype)
-    x = hint(cast(params["embed"], dtype)[tokens], "batch", "sequence", "embed")  # [B, S, E]
+    # Look up, then cast: the embedding's gradient then adds up in float32, whatever the dtype.
+    x = hint(params["embed"][tokens].astype(dtype), "batch", "sequence", "embed")  # [B, S, E]
     blocks = params["blocks"]
     if isinstance(blocks, list):
         for i, p in enumerate(blocks):

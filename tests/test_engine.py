@@ -1,6 +1,9 @@
 """The continuous-batching engine, contiguous and paged: a randomised workload where every
 request must come back exactly once with the tokens it gets when decoded alone."""
 
+import dataclasses
+import re
+
 import jax
 import numpy as np
 import pytest
@@ -114,3 +117,15 @@ def test_impossible_pool_names_the_numbers():
         paged.PagedKV(TINY, slots=2, page=24)
     with pytest.raises(paged.PoolError, match="a pool of 1 pages"):
         paged.PagedKV(TINY, slots=2, page=16, pages=1)
+
+
+@pytest.mark.parametrize("kv", ["contiguous", "paged"])
+def test_bfloat16_decode_writes_its_cache_in_place_on_the_cpu(params, kv):
+    """With XLA:CPU's defaults, writing one token's keys and values into a bfloat16 cache would
+    convert the whole cache to float32, write, and convert it back (float normalization)."""
+    mc = dataclasses.replace(TINY, dtype="bfloat16")
+    store = engine.ContiguousKV(mc, 2) if kv == "contiguous" else paged.PagedKV(mc, 2, page=8)
+    eng = engine.Engine(params, mc, kv=store, buckets=(mc.seq_len,))
+    upcast = re.findall(r"= f32\[[^\]]*\]\S* (?:scatter|dynamic-update-slice)\(", eng._decode.as_text())
+    assert not upcast, (f"Engine ({kv} cache, bfloat16): compile its programs with "
+                        f"shared.compile_options; the decode step writes {len(upcast)} caches in float32")

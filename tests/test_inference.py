@@ -1,6 +1,7 @@
 """KV-cache inference: cached logits equal the full forward pass; batching and seeds; the CLI."""
 
 import dataclasses
+import re
 
 import jax
 import jax.numpy as jnp
@@ -52,6 +53,19 @@ def test_cached_decoding_equals_full_forward(params):
             np.testing.assert_allclose(logits[b], full[b, lengths[b] + i], atol=TOL,
                                        err_msg=f"decode step {i}, row {b}")
     np.testing.assert_array_equal(cache.length, lengths + 12)
+
+
+def test_bfloat16_decoding_writes_its_cache_in_bfloat16_on_the_cpu(params):
+    """With XLA:CPU's defaults, writing one token's keys and values into a bfloat16 cache would
+    convert the whole cache to float32, write, and convert it back (float normalization)."""
+    mc = dataclasses.replace(GQA, dtype="bfloat16")
+    ints = np.zeros(1, np.int32)
+    step = inference._jitted(mc.dtype).lower(
+        inference.prepare(params, mc), inference.init_cache(mc, 1), ints[:, None], ints + 1, ints,
+        ints, config=mc, temperature=0.0, top_k=None, top_p=None).compile()
+    upcast = re.findall(r"= f32\[[^\]]*\]\S* (?:scatter|dynamic-update-slice)\(", step.as_text())
+    assert not upcast, (f"inference's step in bfloat16: compile it with shared.compile_options; "
+                        f"it writes {len(upcast)} caches in float32")
 
 
 @pytest.mark.parametrize("opts", [{}, dict(temperature=10.0, top_k=50, top_p=0.95)],

@@ -20,7 +20,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from shared import config as cfg
-from shared import model, sharding
+from shared import compile_options, model, sharding
 from shared.train.errors import NonFiniteError
 from shared.train.optim import optimizer
 
@@ -123,20 +123,9 @@ def _step_fn(mc: cfg.ModelConfig, tc: cfg.TrainConfig, placement: Placement, net
     return step
 
 
-# A bfloat16 step's layer scan saves each layer's activations in bfloat16, and the backward
-# loop converts one layer's to float32 at a time. XLA:CPU's loop-invariant code motion hoists
-# those converts out of the loop: all layers' activations converted at once, a float32 copy of
-# the stack (at `small`, 2.0 GiB of temporaries instead of 1.4). Lesson 06 §11 times the step
-# without it. A float32 step has no converts to hoist (its time did not move); GPUs and TPUs
-# compile as they would.
-CPU_LOW_PRECISION_OPTIONS = {"xla_disable_hlo_passes": "while-loop-invariant-code-motion"}
-
-
 def compiler_options(mc: cfg.ModelConfig) -> dict | None:
-    """The step's XLA options: CPU_LOW_PRECISION_OPTIONS for a CPU step that computes in
-    bfloat16 (or float16), else none."""
-    low = jnp.dtype(mc.dtype) != jnp.float32
-    return CPU_LOW_PRECISION_OPTIONS if low and jax.default_backend() == "cpu" else None
+    """The step's XLA options: shared.compile_options' for a CPU step in bfloat16, else none."""
+    return compile_options.for_dtype(mc.dtype)
 
 
 @functools.cache  # the same jitted function, so compiled once, for each config, placement, model

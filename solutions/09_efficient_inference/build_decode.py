@@ -99,7 +99,7 @@ def extend(params: dict, cache: Cache, tokens: jax.Array, n_valid: jax.Array,
     B, S = tokens.shape
     dtype = jnp.dtype(config.dtype)
     positions = _positions(cache.length, S)  # [B, S]
-    x = cast(params["embed"], dtype)[tokens]  # [B, S, E]
+    x = params["embed"][tokens].astype(dtype)  # [B, S, E]
     k_cache, v_cache = cache.k, cache.v
     for layer, p in enumerate(_layers(params["blocks"])):
         p = cast(p, dtype)
