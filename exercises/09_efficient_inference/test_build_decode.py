@@ -398,14 +398,14 @@ def check_extend_chunks(m):
 @contextlib.contextmanager
 def _plugged(m):
     """m.extend wherever the serving code calls shared.inference.extend (generate's step, the
-    engine's ContiguousKV), for the block: the plug `--mine` uses. Traced steps are cleared on
+    engine's ContiguousKV), for the block: the plug `--mine` uses. JAX's traces are cleared on
     both sides, so that neither runs the other's extend."""
-    inference._step.clear_cache()
+    jax.clear_caches()
     try:
         with mock.patch.object(inference, "extend", m.extend):
             yield
     finally:
-        inference._step.clear_cache()
+        jax.clear_caches()
 
 
 def _workload(seed: int, n: int) -> list[engine.Request]:
