@@ -107,6 +107,8 @@ def course_values() -> dict[tuple[str, int], float]:
         ("06", 1): param_count(small) * 12,
         ("06", 3): 8192 * model.train_flops_per_token(small) / (0.6 * 998e9),
         ("06", 4): sent("all-reduce", param_count(tiny) * 4, 4),
+        ("06", 6): small.n_layers * 2 * (small.n_layers * preset("small").train.batch_size
+                   * small.seq_len * small.d_ff * 2) / 1e9,
         ("07", 2): 405e9 * 2 / h100.memory_bytes,
         ("07", 3): 2 * 70e9 * 8192 / 0.5 / h100.flops("bfloat16"),
         ("07", 4): 8e9 * 2 * 100 / h100.memory_bw,

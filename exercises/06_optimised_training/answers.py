@@ -18,4 +18,5 @@ ANSWERS = {
     3: None,  # the step time for 60% MFU, seconds
     4: None,  # bytes each device sends per step
     5: None,  # "yes" or "no"
+    6: None,  # GB moved per step writing the stack
 }

@@ -8,4 +8,5 @@ ANSWERS = {
     3: 8192 * 71_368_704 / (0.6 * 998e9),  # the step time for 60% MFU, seconds
     4: 853_120 * 4 * 2 * 3 / 4,            # bytes each device sends per step
     5: "no",                               # "yes" or "no"
+    6: 6 * 2 * (6 * 32 * 256 * 1536 * 2) / 1e9,  # GB moved per step writing the stack
 }
