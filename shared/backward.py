@@ -91,7 +91,8 @@ mlp.defvjp(_mlp_forward, _mlp_backward)
 
 def _dense_forward(q, k, v, segment_ids, q_positions, k_positions, causal, scale):
     """Output [B, S, H, D] and what the backward pass keeps: head-major q, k, v, the softmax
-    weights p [B, K, G, S, T] and the float32 output [B, K, G, S, D]."""
+    weights p [B, K, G, S, T] and the output [B, K, G, S, D], all in q's dtype. In bfloat16
+    that halves the largest saved stack, p's; the forward's p @ v already read p rounded."""
     B, S, H, D = q.shape
     T, K = k.shape[1], k.shape[2]
     qh = jnp.einsum("BSKGD->BKGSD", q.reshape(B, S, K, H // K, D))  # [B, K, G, S, D]
@@ -104,7 +105,7 @@ def _dense_forward(q, k, v, segment_ids, q_positions, k_positions, causal, scale
     p = p / p.sum(axis=-1, keepdims=True)  # masked weights are exp(MASKED - max) = 0 exactly
     oh = jnp.einsum("BKGST,BKTD->BKGSD", p.astype(v.dtype), vh, preferred_element_type=jnp.float32)
     out = jnp.einsum("BKGSD->BSKGD", oh).reshape(B, S, H, D).astype(q.dtype)
-    return out, (qh, kh, vh, p, oh)
+    return out, (qh, kh, vh, p.astype(q.dtype), oh.astype(q.dtype))
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(6, 7))
@@ -120,8 +121,9 @@ def _dense_bwd(causal, scale, saved, d_out):
     doh = jnp.einsum("BSKGD->BKGSD", d_out.reshape(B, S, K, G, D))  # [B, K, G, S, D]
     dv = jnp.einsum("BKGST,BKGSD->BKTD", p.astype(doh.dtype), doh, preferred_element_type=jnp.float32)
     dp = jnp.einsum("BKGSD,BKTD->BKGST", doh, vh, preferred_element_type=jnp.float32)
-    delta = jnp.sum(doh.astype(jnp.float32) * oh, axis=-1, keepdims=True)  # [B, K, G, S, 1]
-    ds = (p * (dp - delta) * scale).astype(qh.dtype)  # d(loss)/d(q.k); 0 where masked
+    f32 = lambda a: a.astype(jnp.float32)
+    delta = jnp.sum(f32(doh) * f32(oh), axis=-1, keepdims=True)  # [B, K, G, S, 1]
+    ds = (f32(p) * (dp - delta) * scale).astype(qh.dtype)  # d(loss)/d(q.k); 0 where masked
     dq = jnp.einsum("BKGST,BKTD->BKGSD", ds, kh, preferred_element_type=jnp.float32)
     dk = jnp.einsum("BKGST,BKGSD->BKTD", ds, qh, preferred_element_type=jnp.float32)
     # Back to the callers' layouts only now: every matmul above stays head-major.
