@@ -117,7 +117,8 @@ def test_meter_marks_a_busy_run(monkeypatch, others):
     if others:
         # rel 1e-3: the fake readings are microseconds apart on a clock of days of uptime, so
         # their differences keep only about six digits.
-        assert rate.busy and rate.busy.others == pytest.approx(others, rel=1e-3) and rate.busy.cores == 2, \
+        assert rate.busy and rate.busy.others == pytest.approx(others, rel=1e-3) \
+            and rate.busy.cores == 2, \
             f"Throughput.read: busy marker {rate.busy}, expected {others} of 2 cores"
         assert note and "while training ran" in note, f"Throughput.note after a busy run: {note!r}"
     else:
