@@ -13,6 +13,7 @@ so no softmax row is empty.
     reference  scores, mask, softmax, weighted sum: the readable oracle; [S, T] memory
     blockwise  online softmax over blocks in plain JAX, forward and backward; memory linear in S
     xla        jax.nn.dot_product_attention, the library baseline (its XLA path)
+    cudnn      the same through cuDNN's fused kernels, forward and backward; NVIDIA GPUs only
     dense      the reference's scores with a hand-written backward (shared.backward, lesson 06)
     pallas     a flash-attention kernel (shared.flash_pallas, lesson 10); no explicit positions
 """
@@ -391,6 +392,36 @@ def xla(q: jax.Array, k: jax.Array, v: jax.Array, *, causal: bool = True,
     return jax.nn.dot_product_attention(q, k, v, scale=scale, mask=allowed)
 
 
+# --- cudnn: the library's fused kernels, on an NVIDIA GPU ---------------------------------------
+
+def cudnn(q: jax.Array, k: jax.Array, v: jax.Array, *, causal: bool = True,
+          segment_ids: jax.Array | None = None, scale: float | None = None) -> jax.Array:
+    """jax.nn.dot_product_attention through cuDNN's fused flash-attention kernels, forward and
+    backward: no [S, T] array is kept for the backward pass.
+
+    An NVIDIA GPU only, in bfloat16 or float16 (cuDNN's dtypes), with the queries at the same
+    S positions as the keys (training; no KV cache). GQA is built in. Segment ids go in as a
+    [B, 1, S, S] mask, which cuDNN adds to the scores as a bias: packed documents stay apart,
+    for one [S, S] read per sequence and kernel.
+    """
+    check_segment_ids(segment_ids, q.shape, k.shape)
+    if jax.default_backend() != "gpu":
+        raise AttentionError(f"attention 'cudnn' runs on an NVIDIA GPU only, not on this "
+                             f"{jax.default_backend()}; use dense, blockwise or pallas")
+    if q.dtype not in (jnp.bfloat16, jnp.float16):
+        raise AttentionError(f"attention 'cudnn' runs in bfloat16 or float16, not {q.dtype} "
+                             f"(train with --dtype bfloat16)")
+    S, T = q.shape[1], k.shape[1]
+    if S != T:
+        raise AttentionError(f"attention 'cudnn' needs as many queries as keys (S = T), got "
+                             f"S={S}, T={T}")
+    allowed = None
+    if segment_ids is not None:
+        allowed = mask(S, T, causal=False, segment_ids=segment_ids)[:, None]  # [B, 1, S, T]
+    return jax.nn.dot_product_attention(q, k, v, scale=scale, mask=allowed, is_causal=causal,
+                                        implementation="cudnn")
+
+
 # Implementations by name, as "module:function": the later lessons' modules are imported
 # only when their implementation is asked for.
 IMPLEMENTATIONS = {
@@ -399,8 +430,10 @@ IMPLEMENTATIONS = {
     "blockwise": "shared.attention:blockwise",
     "pallas": "shared.flash_pallas:flash_attention",
     "xla": "shared.attention:xla",
+    "cudnn": "shared.attention:cudnn",
 }
 TAKE_POSITIONS = ("reference", "dense", "blockwise", "xla")  # those that read a KV cache
+GPU_ONLY = ("cudnn",)  # the others run everywhere (pallas interpreted on a CPU)
 
 
 _PLUGGED: dict[str, Implementation] = {}

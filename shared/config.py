@@ -30,8 +30,9 @@ REMAT = ("none", "full", "matmuls")
 MLPS = ("autodiff", "manual")  # how the MLP's backward pass is computed (shared.backward)
 # Attention implementations (shared.attention.IMPLEMENTATIONS, whose keys these must be). Each
 # serves any seq_len: blockwise and pallas cut a length into power-of-two blocks, or pad it to
-# whole blocks and mask the padding when none divides it (shared.attention.tile).
-ATTENTIONS = ("reference", "dense", "blockwise", "pallas", "xla")
+# whole blocks and mask the padding when none divides it (shared.attention.tile). cudnn runs
+# on an NVIDIA GPU only, in bfloat16 or float16 (shared.attention.GPU_ONLY).
+ATTENTIONS = ("reference", "dense", "blockwise", "pallas", "xla", "cudnn")
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ import jax
 import jax.numpy as jnp
 
 from shared import params as table
-from shared.attention import attention
+from shared.attention import TAKE_POSITIONS, attention
 from shared.config import ModelConfig
 from shared.quant import QTensor
 from shared.sharding import hint
@@ -202,8 +202,10 @@ def attention_block(x: jax.Array, p: dict, positions: jax.Array, segment_ids: ja
         out = attention(q, k, v, segment_ids=segment_ids, impl=config.attention)  # [B, S, H, D]
     else:
         kv, k, v, k_positions = kv.update(layer, k, v, positions)  # k, v: [B, T, K, D]
+        # pallas and cudnn read no explicit positions; the reference is the same function and does.
+        impl = config.attention if config.attention in TAKE_POSITIONS else "reference"
         out = attention(q, k, v, segment_ids=segment_ids, q_positions=positions,
-                        k_positions=k_positions, impl=config.attention)
+                        k_positions=k_positions, impl=impl)
     return matmul("BSHD,HDE->BSE", out, p["wo"]), kv
 
 

@@ -206,3 +206,47 @@ def test_model_trains_with_each_impl_to_the_same_losses():
         # float32 attention differs by ~1e-6; three Adam steps of lr 1e-2 amplify it a little.
         assert np.allclose(got, want, rtol=0, atol=1e-4), \
             f"{impl}: losses {got} vs reference {want} (atol 1e-4)"
+
+
+CUDNN_FORWARD, CUDNN_BACKWARD = "__cudnn$fmhaScaleBiasSoftmax", "__cudnn$fmhaScaleBiasSoftmaxBackward"
+# Without the segment mask (its bias) cuDNN's calls are these, which the test must reject by name.
+CUDNN_CALLS = (CUDNN_FORWARD, CUDNN_BACKWARD, "__cudnn$fmhaSoftmax", "__cudnn$fmhaSoftmaxBackward")
+
+
+def test_cudnn_lowers_to_cudnns_fused_kernels_forward_and_backward(monkeypatch):
+    """Lowered (not run) for CUDA from this CPU: the model's loss and gradients with attention
+    'cudnn' (bfloat16, GQA, two packed documents a row) call cuDNN's fused attention, forward
+    and backward, once each in the scan over layers. Numbers need a GPU."""
+    from jax._src.cudnn import fused_attention_stablehlo  # private: its version check needs a GPU
+    monkeypatch.setattr(fused_attention_stablehlo, "check_cudnn_version", lambda: 90800)
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    config = ModelConfig(**{**TINY.__dict__, "attention": "cudnn", "dtype": "bfloat16"})
+    params = jax.eval_shape(lambda: model.init(config, jax.random.key(0)))
+    tokens = jax.ShapeDtypeStruct((2, config.seq_len), jnp.int32)
+    grads = jax.jit(jax.value_and_grad(lambda p, x, y, s: model.loss_fn(p, x, y, config,
+                                                                        segment_ids=s)))
+    exported = jax.export.export(grads, platforms=["cuda"], disabled_checks=[
+        jax.export.DisabledSafetyCheck.custom_call(t) for t in CUDNN_CALLS])(
+        params, tokens, tokens, tokens)
+    text = exported.mlir_module()
+    calls = {t: text.count(f"@{t}(") for t in (CUDNN_FORWARD, CUDNN_BACKWARD)}
+    assert calls == {CUDNN_FORWARD: 1, CUDNN_BACKWARD: 1}, \
+        f"cudnn attention: cuDNN calls {calls}, expected one forward and one backward (the layer's)"
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
+def test_cudnn_off_a_gpu_is_one_line(dtype):
+    q = jnp.zeros((1, 64, 4, 16), dtype)
+    with pytest.raises(attn_lib.AttentionError, match="NVIDIA GPU only, not on this cpu") as info:
+        attn_lib.attention(q, q, q, impl="cudnn")
+    assert "\n" not in str(info.value)
+
+
+def test_cudnn_asks_for_bfloat16_and_s_equal_t(monkeypatch):
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    q = jnp.zeros((1, 64, 4, 16))
+    with pytest.raises(attn_lib.AttentionError, match="bfloat16 or float16, not float32"):
+        attn_lib.attention(q, q, q, impl="cudnn")
+    q = q.astype(jnp.bfloat16)
+    with pytest.raises(attn_lib.AttentionError, match="S = T"):
+        attn_lib.attention(q[:, :32], q, q, impl="cudnn")

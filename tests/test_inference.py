@@ -8,7 +8,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from shared import attention as attn_lib
 from shared import checkpoint, inference, model, sampling, train
 from shared import config as cfg
 from shared.generate import __main__ as generate_cli
@@ -87,9 +86,10 @@ def test_a_row_does_not_depend_on_its_batch(params, opts):
         np.testing.assert_array_equal(batched[0], naive, "greedy cached tokens must equal naive generation")
 
 
-@pytest.mark.parametrize("impl", attn_lib.TAKE_POSITIONS)
+@pytest.mark.parametrize("impl", cfg.ATTENTIONS)
 def test_decoding_with_each_attention_gives_the_full_forward_tokens(params, impl):
-    """One model: ModelConfig.attention also picks the attention that reads the cache."""
+    """One model: ModelConfig.attention also picks the attention that reads the cache (the
+    reference's where it takes no explicit positions: a pallas- or cudnn-trained checkpoint)."""
     config = dataclasses.replace(GQA, attention=impl)
     rng = np.random.default_rng(2)
     prompts = [rng.integers(0, 256, n).astype(np.int32) for n in (5, 17)]

@@ -37,7 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--head-dim", type=int, help="head width D")
     parser.add_argument("--dtype", choices=["float32", "bfloat16"])
     parser.add_argument("--impls", nargs="+", choices=list(attn_lib.IMPLEMENTATIONS),
-                        default=list(attn_lib.IMPLEMENTATIONS))
+                        help="implementations to time (default: every one that runs here; "
+                             "cudnn on an NVIDIA GPU only)")
     parser.add_argument("--memory-fraction", type=float,
                         help="skip an impl whose compiled temp memory exceeds this fraction of the "
                              "free memory (default 0.25 on a CPU, which the OS shares; 0.5 on a GPU)")
@@ -64,18 +65,13 @@ def causal_flops(B: int, S: int, H: int, D: int) -> float:
     return 2 * 2 * B * H * S * S * D / 2
 
 
-def cudnn(q, k, v):
-    """jax.nn.dot_product_attention through cuDNN's fused kernel (GPU only): the fast library baseline."""
-    return jax.nn.dot_product_attention(q, k, v, is_causal=True, implementation="cudnn")
-
-
-def candidates(names: list[str], platform: str) -> dict:
-    """Label -> causal attention function of (q, k, v)."""
-    fns = {name: lambda q, k, v, name=name: attn_lib.attention(q, k, v, causal=True, impl=name)
-           for name in names}
-    if platform == "gpu":
-        fns["xla (cudnn)"] = cudnn
-    return fns
+def candidates(names: list[str] | None, platform: str) -> dict:
+    """Label -> causal attention function of (q, k, v); by default every implementation that
+    runs on this platform (cudnn, the fast library baseline, on a GPU only)."""
+    if names is None:
+        names = [n for n in attn_lib.IMPLEMENTATIONS if platform == "gpu" or n not in attn_lib.GPU_ONLY]
+    return {name: lambda q, k, v, name=name: attn_lib.attention(q, k, v, causal=True, impl=name)
+            for name in names}
 
 
 def measure(fn, q, k, v, *, budget: int, runs: int) -> dict:
