@@ -7,9 +7,10 @@ prefix for every new token. They never change, so we keep them: a cache
     length  [B]               how many positions of each row are filled
 
 holds key/value heads only (K, not H: grouped-query attention shrinks it by G). K comes
-before T so that attention's matmuls (batched over B and K) read each head's keys and
-values where they lie: the [B, T, K, D] view the model gets is a transpose that the
-head-major attention ("dense") undoes for free.
+before T so that each head's keys and values are one block for attention's matmuls
+(batched over B and K): the [B, T, K, D] view the model gets is a transpose that the
+head-major attention ("dense") undoes. XLA:CPU still copies one layer's keys and values
+out of the stack each step, the keys transposed (lesson 08 §5 measures it).
 
 The model is shared.model's, unchanged: its blocks take the cache as an argument and
 call cache.update for each layer (shared.model.KVCache). `extend` is the one step both
