@@ -3,14 +3,17 @@
 Naive generation (shared.sampling) recomputes the keys and values of the whole
 prefix for every new token. They never change, so we keep them: a cache
 
-    k, v    [L, B, K, T, D]   keys and values of every layer, T positions per row and head
+    k       [L, B, K, D, T]   keys of every layer, T positions per row and head, position last
+    v       [L, B, K, T, D]   values, position second to last
     length  [B]               how many positions of each row are filled
 
 holds key/value heads only (K, not H: grouped-query attention shrinks it by G). K comes
-before T so that each head's keys and values are one block for attention's matmuls
-(batched over B and K): the [B, T, K, D] view the model gets is a transpose that the
-head-major attention ("dense") undoes. XLA:CPU still copies one layer's keys and values
-out of the stack each step, the keys transposed (lesson 08 §5 measures it).
+before the positions so that each head's keys and values are one block for attention's
+matmuls (batched over B and K), and each block is laid out as its matmul reads it: the
+scores q . k contract over D, so a head's keys are a [D, T] matrix; the weighted sum
+p @ v contracts over T, so its values are [T, D]. Stored [T, D], the keys would be
+transposed into [D, T] by a copy of the layer's keys at every step (lesson 08 §5 measures
+it). XLA:CPU still copies each layer's keys and values out of the [L, ...] stack.
 
 The model is shared.model's, unchanged: its blocks take the cache as an argument and
 call cache.update for each layer (shared.model.KVCache). `extend` is the one step both
@@ -46,42 +49,38 @@ class InferenceError(Error):
 class Cache:
     """A contiguous KV cache: max_len positions reserved for every row (model.KVCache)."""
 
-    k: jax.Array  # [L, B, K, T, D]
+    k: jax.Array  # [L, B, K, D, T]
     v: jax.Array  # [L, B, K, T, D]
     length: jax.Array  # int32 [B]: positions filled in each row
 
     def update(self, layer, k, v, positions):
-        cache = dataclasses.replace(self, k=write(self.k, layer, k, positions),
-                                    v=write(self.v, layer, v, positions))
-        B, T = self.length.shape[0], self.k.shape[3]
-        view = lambda c: jnp.einsum("BKTD->BTKD", c[layer])  # [B, T, K, D]
-        return cache, view(cache.k), view(cache.v), jnp.broadcast_to(jnp.arange(T), (B, T))
+        rows = jnp.arange(k.shape[0])[:, None]  # [B, 1], broadcast against positions [B, S]
+        # The indices (layer, rows, positions) are split by slices, so their broadcast shape
+        # [B, S] comes first: the slots are [B, S, K, D] in both arrays, k's and v's shape.
+        # One scatter each: with the cache donated, XLA writes only the new tokens' bytes.
+        # A position past T is dropped, not clamped onto a filled one.
+        cache = dataclasses.replace(
+            self, k=self.k.at[layer, rows, :, :, positions].set(k, mode="drop"),  # [L, B, K, D, T]
+            v=self.v.at[layer, rows, :, positions].set(v, mode="drop"))  # [L, B, K, T, D]
+        B, T = self.length.shape[0], self.v.shape[3]
+        keys = jnp.einsum("BKDT->BTKD", cache.k[layer])  # views [B, T, K, D]: the attention
+        values = jnp.einsum("BKTD->BTKD", cache.v[layer])  # reads them head-major again
+        return cache, keys, values, jnp.broadcast_to(jnp.arange(T), (B, T))
 
 
 def init_cache(config: ModelConfig, batch: int, max_len: int | None = None) -> Cache:
     """An empty cache for `batch` rows of max_len (default config.seq_len) positions."""
     c = config
     T = max_len or c.seq_len
-    shape = (c.n_layers, batch, c.kv_heads, T, c.head_dim)  # [L, B, K, T, D]
-    dtype = jnp.dtype(c.dtype)
-    return Cache(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype), jnp.zeros((batch,), jnp.int32))
+    L, K, D, dtype = c.n_layers, c.kv_heads, c.head_dim, jnp.dtype(c.dtype)
+    return Cache(jnp.zeros((L, batch, K, D, T), dtype), jnp.zeros((L, batch, K, T, D), dtype),
+                 jnp.zeros((batch,), jnp.int32))
 
 
 def kv_bytes_per_token(config: ModelConfig) -> int:
     """Cache bytes one position takes: keys and values of every layer."""
     c = config
     return 2 * c.n_layers * c.kv_heads * c.head_dim * jnp.dtype(c.dtype).itemsize
-
-
-def write(cache: jax.Array, layer, new: jax.Array, positions: jax.Array) -> jax.Array:
-    """cache [L, B, K, T, D] with new [B, S, K, D] written at (layer, b, :, positions[b, s]).
-
-    One scatter into the stacked cache: with the cache donated XLA updates it in place,
-    moving only the new tokens' bytes. Positions past T are dropped, not written.
-    """
-    rows = jnp.arange(new.shape[0])[:, None]  # [B, 1], broadcast against positions [B, S]
-    # Indices split by a slice put their broadcast shape [B, S] first: the slots are [B, S, K, D].
-    return cache.at[layer, rows, :, positions].set(new, mode="drop")
 
 
 def split_layers(params: dict) -> dict:

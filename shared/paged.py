@@ -56,7 +56,11 @@ def locate(table: jax.Array, positions: jax.Array, page: int) -> tuple[jax.Array
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class PagedCache:
-    """Keys and values in pages, read through a page table (shared.model.KVCache)."""
+    """Keys and values in pages, read through a page table (shared.model.KVCache).
+
+    The keys keep the values' [page, D] layout, unlike the contiguous cache's [D, T]: the
+    gather copies the pages anyway, and gathering the keys into [D, T] made decoding slower
+    (lesson 09 §4)."""
 
     k: jax.Array  # [L, P, K, page, D]
     v: jax.Array  # [L, P, K, page, D]

@@ -45,10 +45,11 @@ def check_divides(config: ModelConfig, mesh: Mesh) -> None:
 
 
 def kv_shardings(state, mesh: Mesh):
-    """Shardings of a KV state: [L, rows, K, positions, D] arrays split on K; the rest replicated.
+    """Shardings of a KV state: [L, rows, K, ...] arrays split on K; the rest replicated.
 
-    Contiguous ([L, B, K, T, D]) and paged ([L, P, K, page, D]) caches both have K third;
-    the result is the state's pytree (inference.Cache, paged.PagedCache) of shardings.
+    Contiguous (k [L, B, K, D, T], v [L, B, K, T, D]) and paged ([L, P, K, page, D]) caches
+    all have K third; the result is the state's pytree (inference.Cache, paged.PagedCache)
+    of shardings.
     """
     split = P(None, None, sharding.MODEL, None, None)
     return jax.tree.map(lambda x: NamedSharding(mesh, split if x.ndim == 5 else P()), state)

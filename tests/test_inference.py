@@ -30,8 +30,9 @@ def params():
 
 def test_cache_holds_kv_heads_only():
     cache = inference.init_cache(GQA, batch=3)
-    assert cache.k.shape == (2, 3, 2, 64, 16), \
-        f"cache [L, B, K, T, D] should be (2, 3, 2, 64, 16) with K = n_kv_heads, got {cache.k.shape}"
+    assert cache.k.shape == (2, 3, 2, 16, 64) and cache.v.shape == (2, 3, 2, 64, 16), \
+        f"cache k [L, B, K, D, T], v [L, B, K, T, D] should be (2, 3, 2, 16, 64), (2, 3, 2, 64, 16) " \
+        f"with K = n_kv_heads, got {cache.k.shape}, {cache.v.shape}"
     assert inference.kv_bytes_per_token(GQA) == 2 * 2 * 2 * 16 * 4
 
 

@@ -116,6 +116,8 @@ def course_values() -> dict[tuple[str, int], float]:
         ("08", 3): math.ceil(roofline.ridge_point(CHIPS["TPU v5e"])),
         ("08", 5): (model.matmul_param_count(m125) * 2 + 8 * 1024 * inference.kv_bytes_per_token(m125))
         / h100.memory_bw * 1e3,
+        ("08", 7): 2 * inference.kv_bytes_per_token(dataclasses.replace(m125, dtype="float32")) * 1024
+        / 54e9 * 1e3,
         ("09", 1): inference.kv_bytes_per_token(b1) * 32 * 2048 / GiB,
         ("09", 2): roofline.ridge_point(a100) * 2 / 2,
         ("09", 5): 70e9 * 2 * (1 - 1 / 8) / h100.memory_bw * 1e3,

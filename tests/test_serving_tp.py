@@ -48,8 +48,8 @@ def test_tensor_parallel_engine_matches_one_device(params, contiguous, kind):
     for i in want:
         np.testing.assert_array_equal(got[i], want[i], f"request {i}: 8-way tensor parallel vs one device")
     shards = {s.data.shape for s in tp.kv.state.k.addressable_shards}
-    L, rows, K, T, D = tp.kv.state.k.shape
-    assert shards == {(L, rows, K // 8, T, D)}, \
+    L, rows, K, *rest = tp.kv.state.k.shape  # rest: [D, T] contiguous, [page, D] paged
+    assert shards == {(L, rows, K // 8, *rest)}, \
         f"each device should hold 1/8 of the KV heads, got shard shapes {shards}"
 
 

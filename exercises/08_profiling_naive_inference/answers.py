@@ -19,4 +19,5 @@ ANSWERS = {
     4: None,  # naive FLOPs over cached FLOPs, a ratio
     5: None,  # the least time of the decode step, ms
     6: None,  # "yes" or "no"
+    7: None,  # the least time of the copies, ms
 }

@@ -26,8 +26,13 @@ Letters, in every shape below:
 
 The cache is shared.inference.Cache, a pytree of three arrays:
 
-    k, v    [L, B, K, T, D]   each layer's keys (after RoPE) and values, per row and position
+    k       [L, B, K, D, T]   each layer's keys (after RoPE), per row and head, position last
+    v       [L, B, K, T, D]   each layer's values, per row, head and position
     length  int32 [B]         how many positions of each row are filled
+
+The keys are stored as the scores' matmul reads them: q . k contracts over D, so one head's
+keys are a [D, T] matrix; stored [T, D], they would be transposed by a copy of the whole layer
+at every step (shared.inference's docstring says more).
 
 Imports: jax, numpy, the standard library, shared.config, shared.inference's Cache and
 init_cache (the data structure), and shared.model's building blocks: rms_norm, rope, matmul,

@@ -161,10 +161,16 @@ def _junk(cache: inference.Cache, seed: int, past_length: bool = True) -> infere
     rng = np.random.default_rng(seed)
     keep = np.arange(T)[None, :] < np.asarray(cache.length)[:, None] if past_length \
         else np.zeros((cache.length.shape[0], T), bool)
-    keep = keep[None, :, None, :, None]  # [1, B, 1, T, 1], against [L, B, K, T, D]
-    noise = lambda a: np.where(keep, a, 3 * rng.standard_normal(a.shape)).astype(np.float32)
-    return inference.Cache(jnp.asarray(noise(np.asarray(cache.k))),
-                           jnp.asarray(noise(np.asarray(cache.v))), cache.length)
+    noise = lambda a, keep: np.where(keep, a, 3 * rng.standard_normal(a.shape)).astype(np.float32)
+    return inference.Cache(jnp.asarray(noise(np.asarray(cache.k), keep[None, :, None, None, :])),
+                           jnp.asarray(noise(np.asarray(cache.v), keep[None, :, None, :, None])),
+                           cache.length)  # keep [1, B, 1, 1, T] against k, [1, B, 1, T, 1] against v
+
+
+def _by_position(cache: inference.Cache, name: str) -> np.ndarray:
+    """The cache's keys or values as numpy [L, B, K, T, D] (the keys are stored [L, B, K, D, T])."""
+    a = np.asarray(getattr(cache, name))
+    return np.swapaxes(a, 3, 4) if name == "k" else a
 
 
 @functools.cache
@@ -251,7 +257,7 @@ def check_extend_cache(m):
     _, got = _extend(m, start, chunk, n_valid)
     length = np.asarray(start.length)
     for name in ("k", "v"):
-        g, w, s = (np.asarray(getattr(c, name)) for c in (got, want, start))  # [L, B, K, T, D]
+        g, w, s = (_by_position(c, name) for c in (got, want, start))  # [L, B, K, T, D]
         for layer in range(TINY.n_layers):
             for b in range(3):
                 lo, hi = length[b], length[b] + n_valid[b]
@@ -295,8 +301,8 @@ def check_extend_causal(m):
     _, a = _extend(m, inference.init_cache(TINY, 3), PROMPT, n_valid)
     _, b = _extend(m, inference.init_cache(TINY, 3), other, n_valid)
     for name in ("k", "v"):
-        moved = np.abs(np.asarray(getattr(a, name)) - np.asarray(getattr(b, name)))[..., :j, :]
-        scale = F32_TOL * max(1.0, float(np.abs(np.asarray(getattr(a, name))).max()))
+        moved = np.abs(_by_position(a, name) - _by_position(b, name))[..., :j, :]  # [L, B, K, j, D]
+        scale = F32_TOL * max(1.0, float(np.abs(_by_position(a, name)).max()))
         if moved.max() > scale:
             layer = int(np.argmax(moved.max(axis=(1, 2, 3, 4)) > scale))
             raise AssertionError(f"extend: changing only the token at position {j} of a prefill moved "
@@ -329,7 +335,8 @@ def check_extend_own_row(m):
         err, tol = _err(got[b], np.asarray(want[b]))
         assert err <= tol, f"extend: decode row {b} (length {length}): the logits differ from the " \
                            f"core's by {err:.2e} (> {tol:.0e})"
-    changed = np.flatnonzero(np.any(np.asarray(new.k[:, 2]) != np.asarray(junk.k[:, 2]), axis=(0, 1, 3)))
+    changed = np.flatnonzero(np.any(_by_position(new, "k")[:, 2] != _by_position(junk, "k")[:, 2],
+                                    axis=(0, 1, 3)))  # [L, K, T, D] -> the positions T
     assert not changed.size, \
         f"extend: row 2 takes no step (n_valid 0) with its cache full (length T = {T}), but its " \
         f"keys changed at position {changed[0]}: a position at or past T is not written"
@@ -380,8 +387,8 @@ def check_extend_chunks(m):
                 f"lengths {length.tolist()})")
         for b in range(3):
             if n_valid[b] == 0:
-                before = [np.any(np.asarray(getattr(new, a)[:, b, :, :length[b]])
-                                 != np.asarray(getattr(cache, a)[:, b, :, :length[b]])) for a in "kv"]
+                before = [np.any(_by_position(new, a)[:, b, :, :length[b]]
+                                 != _by_position(cache, a)[:, b, :, :length[b]]) for a in "kv"]
                 assert not any(before), f"extend: {what}: row {b} takes no step, but its cached " \
                                         "tokens changed: a row with n_valid 0 is left as it is"
                 continue

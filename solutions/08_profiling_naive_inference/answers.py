@@ -9,4 +9,5 @@ ANSWERS = {
     4: 1024 / 2,                                               # naive FLOPs over cached FLOPs, a ratio
     5: (127_598_592 * 2 + 8 * 1024 * 55_296) / 3.35e12 * 1e3,  # the least time of the decode step, ms
     6: "no",                                                   # "yes" or "no"
+    7: 2 * (2 * 18 * 12 * 64 * 4) * 1024 / 54e9 * 1e3,         # the least time of the copies, ms
 }

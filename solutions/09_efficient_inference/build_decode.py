@@ -4,7 +4,7 @@ extend runs the model's layers over new tokens through the cache: each layer's n
 values are scattered into the cache at the tokens' absolute positions, and every query reads
 the cache of its own row up to its own position. admit and retire are the host half of the
 engine's step: first come first served into free slots while memory allows, and done
-requests out at a stop sequence or their budget. Each step is a small helper (_write,
+requests out at a stop sequence or their budget. Each step is a small helper (_write_keys,
 _allowed, _rope, _last_valid, ...) so that it reads on its own; tests/wrong/ replaces one
 of them at a time with a classic mistake.
 """
@@ -37,12 +37,19 @@ def _positions(length: jax.Array, S: int) -> jax.Array:
     return length[:, None] + jnp.arange(S)
 
 
-def _write(cache: jax.Array, layer: int, new: jax.Array, positions: jax.Array) -> jax.Array:
-    """cache [L, B, K, T, D] with new [B, S, K, D] at (layer, b, :, positions[b, s])."""
+def _write_keys(cache: jax.Array, layer: int, new: jax.Array, positions: jax.Array) -> jax.Array:
+    """cache [L, B, K, D, T] with new [B, S, K, D] at (layer, b, :, :, positions[b, s])."""
     rows = jnp.arange(new.shape[0])[:, None]  # [B, 1], broadcast against positions [B, S]
-    # The advanced indices (layer, rows, positions) are split by a slice, so their broadcast
+    # The advanced indices (layer, rows, positions) are split by slices, so their broadcast
     # shape [B, S] comes first: the slots are [B, S, K, D], new's shape. A position past T
     # (an idle row at a full cache) is dropped rather than clamped onto a filled one.
+    return cache.at[layer, rows, :, :, positions].set(new, mode="drop")
+
+
+def _write_values(cache: jax.Array, layer: int, new: jax.Array, positions: jax.Array) -> jax.Array:
+    """cache [L, B, K, T, D] with new [B, S, K, D] at (layer, b, :, positions[b, s]): the
+    slots are [B, S, K, D] again, and a position past T is dropped."""
+    rows = jnp.arange(new.shape[0])[:, None]  # [B, 1]
     return cache.at[layer, rows, :, positions].set(new, mode="drop")
 
 
@@ -58,11 +65,11 @@ def _rope(q: jax.Array, k: jax.Array, positions: jax.Array, config: ModelConfig)
 
 
 def _attend(q: jax.Array, keys: jax.Array, values: jax.Array, allowed: jax.Array) -> jax.Array:
-    """q [B, S, H, D] over one layer's cache keys, values [B, K, T, D]; [B, S, H, D]."""
+    """q [B, S, H, D] over one layer's cached keys [B, K, D, T] and values [B, K, T, D]."""
     B, S, H, D = q.shape
     K = keys.shape[1]
     qg = q.reshape(B, S, K, H // K, D)  # [B, S, K, G, D]: query head h reads key head h // G
-    scores = jnp.einsum("BSKGD,BKTD->BKGST", qg, keys,
+    scores = jnp.einsum("BSKGD,BKDT->BKGST", qg, keys,
                         preferred_element_type=jnp.float32) * D ** -0.5
     # Every query may read its own position, so no row of the softmax is all -inf.
     scores = jnp.where(allowed[:, None, None], scores, -jnp.inf)  # mask [B, 1, 1, S, T]
@@ -80,9 +87,9 @@ def _attention(x: jax.Array, p: dict, k_cache: jax.Array, v_cache: jax.Array, la
     v = matmul("BSE,EKD->BSKD", x, p["wv"])
     q, k = _rope(q, k, positions, config)
     # Write first, then read: a new token also attends to itself and to the chunk before it.
-    k_cache = _write(k_cache, layer, k, positions)
-    v_cache = _write(v_cache, layer, v, positions)
-    out = _attend(q, k_cache[layer], v_cache[layer], _allowed(positions, k_cache.shape[3]))
+    k_cache = _write_keys(k_cache, layer, k, positions)
+    v_cache = _write_values(v_cache, layer, v, positions)
+    out = _attend(q, k_cache[layer], v_cache[layer], _allowed(positions, v_cache.shape[3]))
     return matmul("BSHD,HDE->BSE", out, p["wo"]), k_cache, v_cache
 
 

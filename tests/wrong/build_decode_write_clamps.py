@@ -14,11 +14,15 @@ REJECTED_BY = ("check_extend_own_row", "at or past T is not written")
 _m = load_module(Path(__file__).resolve().parents[2] / "solutions/09_efficient_inference/build_decode.py")
 
 
-def _write(cache, layer, new, positions):
-    rows = jnp.einsum("BSKD->BKSD", new)  # [B, K, S, D], the cache's order
-    put = lambda row, chunk, start: jax.lax.dynamic_update_slice(row, chunk, (0, start, 0))
-    return cache.at[layer].set(jax.vmap(put)(cache[layer], rows, positions[:, 0]))
+def _clamping(order: str, start_at):
+    """A write of new [B, S, K, D] rearranged by `order` into the cache's layout, per row with
+    dynamic_update_slice at start_at(position)."""
+    def write(cache, layer, new, positions):
+        put = lambda row, chunk, start: jax.lax.dynamic_update_slice(row, chunk, start_at(start))
+        return cache.at[layer].set(jax.vmap(put)(cache[layer], jnp.einsum(order, new), positions[:, 0]))
+    return write
 
 
-_m._write = _write
+_m._write_keys = _clamping("BSKD->BKDS", lambda start: (0, 0, start))  # [B, K, D, S]
+_m._write_values = _clamping("BSKD->BKSD", lambda start: (0, start, 0))  # [B, K, S, D]
 extend, admit, retire = _m.extend, _m.admit, _m.retire
