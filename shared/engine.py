@@ -100,8 +100,9 @@ class ContiguousKV:
         """
         fresh = inference.init_cache(self.config, 1, tokens.shape[1])
         logits, fresh = inference.extend(params, fresh, tokens, n, self.config)
-        put = lambda big, small: jax.lax.dynamic_update_slice(big, small, (0, slot, 0, 0, 0))
-        return logits, inference.Cache(put(cache.k, fresh.k), put(cache.v, fresh.v),
+        put = lambda big, small: jax.lax.dynamic_update_slice(big, small, (slot, 0, 0, 0))
+        return logits, inference.Cache(jax.tree.map(put, cache.k, fresh.k),
+                                       jax.tree.map(put, cache.v, fresh.v),
                                        cache.length.at[slot].set(n[0]))
 
     def decode(self, params, cache, tokens, n_valid):

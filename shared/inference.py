@@ -3,17 +3,18 @@
 Naive generation (shared.sampling) recomputes the keys and values of the whole
 prefix for every new token. They never change, so we keep them: a cache
 
-    k       [L, B, K, D, T]   keys of every layer, T positions per row and head, position last
-    v       [L, B, K, T, D]   values, position second to last
-    length  [B]               how many positions of each row are filled
+    k       L x [B, K, D, T]   keys, one buffer per layer: T positions per row and head, last
+    v       L x [B, K, T, D]   values, the positions before the head width
+    length  [B]                how many positions of each row are filled
 
 holds key/value heads only (K, not H: grouped-query attention shrinks it by G). K comes
 before the positions so that each head's keys and values are one block for attention's
 matmuls (batched over B and K), and each block is laid out as its matmul reads it: the
 scores q . k contract over D, so a head's keys are a [D, T] matrix; the weighted sum
 p @ v contracts over T, so its values are [T, D]. Stored [T, D], the keys would be
-transposed into [D, T] by a copy of the layer's keys at every step (lesson 08 §5 measures
-it). XLA:CPU still copies each layer's keys and values out of the [L, ...] stack.
+transposed into [D, T] by a copy of the layer's keys at every step; stacked into one
+[L, ...] array, each layer's slice would be copied out for the dots (lesson 08 §5
+measures both).
 
 The model is shared.model's, unchanged: its blocks take the cache as an argument and
 call cache.update for each layer (shared.model.KVCache). `extend` is the one step both
@@ -47,34 +48,39 @@ class InferenceError(Error):
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class Cache:
-    """A contiguous KV cache: max_len positions reserved for every row (model.KVCache)."""
+    """A contiguous KV cache: max_len positions reserved for every row, one buffer per layer
+    (model.KVCache)."""
 
-    k: jax.Array  # [L, B, K, D, T]
-    v: jax.Array  # [L, B, K, T, D]
+    k: tuple[jax.Array, ...]  # L arrays [B, K, D, T]
+    v: tuple[jax.Array, ...]  # L arrays [B, K, T, D]
     length: jax.Array  # int32 [B]: positions filled in each row
 
     def update(self, layer, k, v, positions):
-        rows = jnp.arange(k.shape[0])[:, None]  # [B, 1], broadcast against positions [B, S]
-        # The indices (layer, rows, positions) are split by slices, so their broadcast shape
-        # [B, S] comes first: the slots are [B, S, K, D] in both arrays, k's and v's shape.
-        # One scatter each: with the cache donated, XLA writes only the new tokens' bytes.
-        # A position past T is dropped, not clamped onto a filled one.
-        cache = dataclasses.replace(
-            self, k=self.k.at[layer, rows, :, :, positions].set(k, mode="drop"),  # [L, B, K, D, T]
-            v=self.v.at[layer, rows, :, positions].set(v, mode="drop"))  # [L, B, K, T, D]
-        B, T = self.length.shape[0], self.v.shape[3]
-        keys = jnp.einsum("BKDT->BTKD", cache.k[layer])  # views [B, T, K, D]: the attention
-        values = jnp.einsum("BKTD->BTKD", cache.v[layer])  # reads them head-major again
-        return cache, keys, values, jnp.broadcast_to(jnp.arange(T), (B, T))
+        B, S, K, _ = k.shape
+        # Row, head and position of every new token's slot, [B, S, K] each; the slots are then
+        # [B, S, K, D] in both buffers, k's and v's shape. A position past T is dropped, not
+        # clamped onto a filled one. Written with index arrays, the scatter updates the donated
+        # buffer in place and the dots read that buffer; written as a dynamic_update_slice, it
+        # was also run into a fresh copy of the layer for the dots (lesson 08 §5).
+        rows, heads, slots = jnp.broadcast_arrays(jnp.arange(B)[:, None, None], jnp.arange(K),
+                                                  positions[:, :, None])
+        keys = self.k[layer].at[rows, heads, :, slots].set(k, mode="drop")  # [B, K, D, T]
+        values = self.v[layer].at[rows, heads, slots].set(v, mode="drop")  # [B, K, T, D]
+        put = lambda layers, new: layers[:layer] + (new,) + layers[layer + 1:]
+        cache = dataclasses.replace(self, k=put(self.k, keys), v=put(self.v, values))
+        T = values.shape[2]
+        # Views [B, T, K, D]: the attention reads them head-major again.
+        return (cache, jnp.einsum("BKDT->BTKD", keys), jnp.einsum("BKTD->BTKD", values),
+                jnp.broadcast_to(jnp.arange(T), (B, T)))
 
 
 def init_cache(config: ModelConfig, batch: int, max_len: int | None = None) -> Cache:
     """An empty cache for `batch` rows of max_len (default config.seq_len) positions."""
     c = config
     T = max_len or c.seq_len
-    L, K, D, dtype = c.n_layers, c.kv_heads, c.head_dim, jnp.dtype(c.dtype)
-    return Cache(jnp.zeros((L, batch, K, D, T), dtype), jnp.zeros((L, batch, K, T, D), dtype),
-                 jnp.zeros((batch,), jnp.int32))
+    K, D, dtype = c.kv_heads, c.head_dim, jnp.dtype(c.dtype)
+    layers = lambda shape: tuple(jnp.zeros(shape, dtype) for _ in range(c.n_layers))
+    return Cache(layers((batch, K, D, T)), layers((batch, K, T, D)), jnp.zeros((batch,), jnp.int32))
 
 
 def kv_bytes_per_token(config: ModelConfig) -> int:

@@ -179,9 +179,9 @@ _cpu_matmul.defvjp(_cpu_matmul_fwd, _cpu_matmul_bwd)
 class KVCache(Protocol):
     """Where decoding keeps keys and values (lesson 09: shared.inference, shared.paged)."""
 
-    def update(self, layer: int | jax.Array, k: jax.Array, v: jax.Array, positions: jax.Array
+    def update(self, layer: int, k: jax.Array, v: jax.Array, positions: jax.Array
                ) -> tuple["KVCache", jax.Array, jax.Array, jax.Array]:
-        """Store one layer's new keys and values k, v [B, S, K, D] at positions [B, S].
+        """Store layer `layer`'s new keys and values k, v [B, S, K, D] at positions [B, S].
         Returns the cache, every key and value [B, T, K, D] the queries may read, and
         the positions [B, T] of those keys."""
 
@@ -264,7 +264,9 @@ def hidden(params: dict, tokens: jax.Array, config: ModelConfig, *,
 
     params["blocks"] stacked over L runs the layers with lax.scan (one layer compiled
     once); a list of per-layer dicts runs a Python loop, which decoding prefers
-    (shared.inference.prepare says why).
+    (shared.inference.prepare says why), and so does any call with a cache, whose
+    update takes the layer as a Python int (shared.inference.Cache keeps one buffer per
+    layer, which a scan could not index).
     """
     B, S = tokens.shape
     if positions is None:
@@ -273,6 +275,9 @@ def hidden(params: dict, tokens: jax.Array, config: ModelConfig, *,
     # Look up, then cast: the embedding's gradient then adds up in float32, whatever the dtype.
     x = hint(params["embed"][tokens].astype(dtype), "batch", "sequence", "embed")  # [B, S, E]
     blocks = params["blocks"]
+    if kv is not None and not isinstance(blocks, list):
+        L = jax.tree.leaves(blocks)[0].shape[0]
+        blocks = [jax.tree.map(lambda w, i=i: w[i], blocks) for i in range(L)]
     if isinstance(blocks, list):
         for i, p in enumerate(blocks):
             with jax.named_scope(f"layer{i}"):

@@ -45,14 +45,14 @@ def check_divides(config: ModelConfig, mesh: Mesh) -> None:
 
 
 def kv_shardings(state, mesh: Mesh):
-    """Shardings of a KV state: [L, rows, K, ...] arrays split on K; the rest replicated.
+    """Shardings of a KV state: its caches split on the key/value heads K; the rest replicated.
 
-    Contiguous (k [L, B, K, D, T], v [L, B, K, T, D]) and paged ([L, P, K, page, D]) caches
-    all have K third; the result is the state's pytree (inference.Cache, paged.PagedCache)
-    of shardings.
+    The contiguous cache holds per-layer [B, K, D, T] and [B, K, T, D] buffers (K second), the
+    paged one [L, P, K, page, D] pools (K third); the result is the state's pytree
+    (inference.Cache, paged.PagedCache) of shardings.
     """
-    split = P(None, None, sharding.MODEL, None, None)
-    return jax.tree.map(lambda x: NamedSharding(mesh, split if x.ndim == 5 else P()), state)
+    split = {4: P(None, sharding.MODEL, None, None), 5: P(None, None, sharding.MODEL, None, None)}
+    return jax.tree.map(lambda x: NamedSharding(mesh, split.get(x.ndim, P())), state)
 
 
 def place(params: dict, state: dict, config: ModelConfig, mesh: Mesh) -> tuple[dict, dict, dict]:

@@ -30,9 +30,10 @@ def params():
 
 def test_cache_holds_kv_heads_only():
     cache = inference.init_cache(GQA, batch=3)
-    assert cache.k.shape == (2, 3, 2, 16, 64) and cache.v.shape == (2, 3, 2, 64, 16), \
-        f"cache k [L, B, K, D, T], v [L, B, K, T, D] should be (2, 3, 2, 16, 64), (2, 3, 2, 64, 16) " \
-        f"with K = n_kv_heads, got {cache.k.shape}, {cache.v.shape}"
+    k, v = [a.shape for a in cache.k], [a.shape for a in cache.v]
+    assert k == [(3, 2, 16, 64)] * 2 and v == [(3, 2, 64, 16)] * 2, \
+        f"cache: L = 2 buffers each of k [B, K, D, T] = (3, 2, 16, 64) and v [B, K, T, D] = " \
+        f"(3, 2, 64, 16) with K = n_kv_heads, got k {k}, v {v}"
     assert inference.kv_bytes_per_token(GQA) == 2 * 2 * 2 * 16 * 4
 
 

@@ -47,9 +47,11 @@ def test_tensor_parallel_engine_matches_one_device(params, contiguous, kind):
     assert sorted(got) == sorted(want), "every request must complete exactly once"
     for i in want:
         np.testing.assert_array_equal(got[i], want[i], f"request {i}: 8-way tensor parallel vs one device")
-    shards = {s.data.shape for s in tp.kv.state.k.addressable_shards}
-    L, rows, K, *rest = tp.kv.state.k.shape  # rest: [D, T] contiguous, [page, D] paged
-    assert shards == {(L, rows, K // 8, *rest)}, \
+    keys = tp.kv.state.k[0] if kind == "contiguous" else tp.kv.state.k  # [B, K, D, T] / [L, P, K, page, D]
+    shards = {s.data.shape for s in keys.addressable_shards}
+    axis = 1 if kind == "contiguous" else 2
+    want = keys.shape[:axis] + (keys.shape[axis] // 8,) + keys.shape[axis + 1:]
+    assert shards == {want}, \
         f"each device should hold 1/8 of the KV heads, got shard shapes {shards}"
 
 

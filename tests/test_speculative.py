@@ -82,7 +82,7 @@ def test_rollback_is_a_length_change(target):
     _, clean = extend(target, inference.init_cache(TARGET, 1), prompt, ten, config=TARGET)
     _, dirty = extend(target, inference.init_cache(TARGET, 1), prompt, ten, config=TARGET)
     _, dirty = verify(target, dirty, rng.integers(0, 256, (1, 5)).astype(np.int32), config=TARGET)
-    assert int(dirty.length[0]) == 15 and not np.array_equal(dirty.k, clean.k)
+    assert int(dirty.length[0]) == 15 and not all(map(np.array_equal, dirty.k, clean.k))
     dirty = speculative.rollback(dirty, ten)
     step = np.array([[7, 8]], np.int32)
     a, _ = verify(target, clean, step, config=TARGET)

@@ -24,15 +24,16 @@ Letters, in every shape below:
     H  query heads                    K  key/value heads (H a multiple of K)
     G  query heads per K head (H / K) D  head width
 
-The cache is shared.inference.Cache, a pytree of three arrays:
+The cache is shared.inference.Cache, a pytree of one buffer per layer and the lengths:
 
-    k       [L, B, K, D, T]   each layer's keys (after RoPE), per row and head, position last
-    v       [L, B, K, T, D]   each layer's values, per row, head and position
-    length  int32 [B]         how many positions of each row are filled
+    k       L x [B, K, D, T]   a tuple: each layer's keys (after RoPE), per row and head,
+                               position last
+    v       L x [B, K, T, D]   a tuple: each layer's values, per row, head and position
+    length  int32 [B]          how many positions of each row are filled
 
 The keys are stored as the scores' matmul reads them: q . k contracts over D, so one head's
 keys are a [D, T] matrix; stored [T, D], they would be transposed by a copy of the whole layer
-at every step (shared.inference's docstring says more).
+at every step (shared.inference's docstring says more, and why a buffer per layer).
 
 Imports: jax, numpy, the standard library, shared.config, shared.inference's Cache and
 init_cache (the data structure), and shared.model's building blocks: rms_norm, rope, matmul,
@@ -78,7 +79,8 @@ def extend(params: dict, cache: Cache, tokens: jax.Array, n_valid: jax.Array,
       are q . k / sqrt(D), softmax over the allowed positions in float32, and query head h
       reads key/value head h // G.
     Returns (logits float32 [B, V] at each row's last valid token (anything for a row with
-    n_valid = 0), the new Cache: the same shapes, each row's length grown by n_valid).
+    n_valid = 0), the new Cache: tuples of L buffers again, each of the same shape, and each
+    row's length grown by n_valid).
     It runs under jax.jit with config static (no Python `if` on array values).
     """
     raise NotImplementedError("Exercise 9.7: the model's forward pass through a KV cache")

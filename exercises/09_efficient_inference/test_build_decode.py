@@ -161,16 +161,23 @@ def _junk(cache: inference.Cache, seed: int, past_length: bool = True) -> infere
     rng = np.random.default_rng(seed)
     keep = np.arange(T)[None, :] < np.asarray(cache.length)[:, None] if past_length \
         else np.zeros((cache.length.shape[0], T), bool)
-    noise = lambda a, keep: np.where(keep, a, 3 * rng.standard_normal(a.shape)).astype(np.float32)
-    return inference.Cache(jnp.asarray(noise(np.asarray(cache.k), keep[None, :, None, None, :])),
-                           jnp.asarray(noise(np.asarray(cache.v), keep[None, :, None, :, None])),
-                           cache.length)  # keep [1, B, 1, 1, T] against k, [1, B, 1, T, 1] against v
+    noise = lambda a, keep: jnp.asarray(np.where(keep, a, 3 * rng.standard_normal(a.shape)),
+                                        jnp.float32)
+    return inference.Cache(tuple(noise(a, keep[:, None, None, :]) for a in cache.k),  # [B, K, D, T]
+                           tuple(noise(a, keep[:, None, :, None]) for a in cache.v),  # [B, K, T, D]
+                           cache.length)
 
 
 def _by_position(cache: inference.Cache, name: str) -> np.ndarray:
-    """The cache's keys or values as numpy [L, B, K, T, D] (the keys are stored [L, B, K, D, T])."""
-    a = np.asarray(getattr(cache, name))
+    """The cache's keys or values as one numpy [L, B, K, T, D] (the layers' key buffers are
+    [B, K, D, T])."""
+    a = np.stack([np.asarray(layer) for layer in getattr(cache, name)])
     return np.swapaxes(a, 3, 4) if name == "k" else a
+
+
+def _shapes(cache: inference.Cache) -> str:
+    return f"k {[tuple(a.shape) for a in cache.k]}, v {[tuple(a.shape) for a in cache.v]}, " \
+           f"length {tuple(cache.length.shape)}"
 
 
 @functools.cache
@@ -199,10 +206,11 @@ def _extend(m, cache: inference.Cache, tokens, n_valid):
         f"float32 [B, V] = {(B, TINY.vocab_size)}: one row of logits per row, at its last valid token"
     assert isinstance(new, inference.Cache), \
         f"extend: returned a {type(new).__name__} as the cache, want a shared.inference.Cache"
-    assert new.k.shape == cache.k.shape and new.v.shape == cache.v.shape \
-        and new.length.shape == cache.length.shape, \
-        f"extend: the cache's shapes changed from k {cache.k.shape}, length {cache.length.shape} to " \
-        f"k {new.k.shape}, length {new.length.shape}: it keeps its shapes"
+    assert isinstance(new.k, tuple) and isinstance(new.v, tuple), \
+        f"extend: the new cache's k and v are {type(new.k).__name__} and {type(new.v).__name__}, " \
+        "want tuples of one buffer per layer, as in the cache it was given"
+    assert _shapes(new) == _shapes(cache), \
+        f"extend: the cache's shapes changed from {_shapes(cache)} to {_shapes(new)}: it keeps its shapes"
     logits = np.asarray(logits)
     assert np.isfinite(logits[np.asarray(n_valid) > 0]).all(), "extend: some logits are NaN or infinite"
     return logits, new
@@ -317,7 +325,8 @@ def check_extend_own_row(m):
     n = np.array([8, 3, 0], np.int32)
     _, clean = _core(inference.init_cache(TINY, 3), _tokens(5, (3, 8)), n)
     filled = _junk(clean, 6, past_length=False)
-    clean = inference.Cache(clean.k.at[:, 2].set(filled.k[:, 2]), clean.v.at[:, 2].set(filled.v[:, 2]),
+    row_2 = lambda layers, junk: tuple(a.at[2].set(j[2]) for a, j in zip(layers, junk))
+    clean = inference.Cache(row_2(clean.k, filled.k), row_2(clean.v, filled.v),
                             clean.length.at[2].set(T))  # row 2: all T positions filled, with anything
     step, n_valid = _tokens(7, (3, 1)), np.array([1, 1, 0], np.int32)
     want, _ = _core(clean, step, n_valid)

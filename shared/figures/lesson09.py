@@ -88,7 +88,7 @@ def draw_cache_growth(path: Path) -> None:
     ax.set_title(
         "The KV cache filling: P = written by the prefill step (extend with S = the prompt), "
         "n = written by decode step n (S = 1)\n"
-        f"cache k [L, B, K, D, T] and v [L, B, K, T, D], L = {mc.n_layers}, B = {B}, "
+        f"cache: L = {mc.n_layers} buffers each of k [B, K, D, T] and v [B, K, T, D], B = {B}, "
         f"K = {mc.kv_heads}, T = {CACHE}, D = {mc.head_dim}; "
         f"{per_token} B per position (2 L K D x 4 B); a finished row stops growing "
         "(a real shared.inference run)", fontsize=9)

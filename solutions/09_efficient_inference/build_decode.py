@@ -37,20 +37,27 @@ def _positions(length: jax.Array, S: int) -> jax.Array:
     return length[:, None] + jnp.arange(S)
 
 
-def _write_keys(cache: jax.Array, layer: int, new: jax.Array, positions: jax.Array) -> jax.Array:
-    """cache [L, B, K, D, T] with new [B, S, K, D] at (layer, b, :, :, positions[b, s])."""
-    rows = jnp.arange(new.shape[0])[:, None]  # [B, 1], broadcast against positions [B, S]
-    # The advanced indices (layer, rows, positions) are split by slices, so their broadcast
-    # shape [B, S] comes first: the slots are [B, S, K, D], new's shape. A position past T
-    # (an idle row at a full cache) is dropped rather than clamped onto a filled one.
-    return cache.at[layer, rows, :, :, positions].set(new, mode="drop")
+def _slots(new: jax.Array, positions: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Row, head and position [B, S, K] each of the slots of new [B, S, K, D]: token s of row b
+    goes to its row's position positions[b, s], every head at once."""
+    B, S, K, _ = new.shape
+    return jnp.broadcast_arrays(jnp.arange(B)[:, None, None], jnp.arange(K), positions[:, :, None])
 
 
-def _write_values(cache: jax.Array, layer: int, new: jax.Array, positions: jax.Array) -> jax.Array:
-    """cache [L, B, K, T, D] with new [B, S, K, D] at (layer, b, :, positions[b, s]): the
+def _write_keys(keys: jax.Array, new: jax.Array, positions: jax.Array) -> jax.Array:
+    """One layer's keys [B, K, D, T] with new [B, S, K, D] at (b, k, :, positions[b, s])."""
+    rows, heads, slots = _slots(new, positions)
+    # The index arrays are split by a slice (D), so their shape [B, S, K] comes first: the slots
+    # are [B, S, K, D], new's shape. A position past T (an idle row at a full cache) is dropped
+    # rather than clamped onto a filled one.
+    return keys.at[rows, heads, :, slots].set(new, mode="drop")
+
+
+def _write_values(values: jax.Array, new: jax.Array, positions: jax.Array) -> jax.Array:
+    """One layer's values [B, K, T, D] with new [B, S, K, D] at (b, k, positions[b, s]): the
     slots are [B, S, K, D] again, and a position past T is dropped."""
-    rows = jnp.arange(new.shape[0])[:, None]  # [B, 1]
-    return cache.at[layer, rows, :, positions].set(new, mode="drop")
+    rows, heads, slots = _slots(new, positions)
+    return values.at[rows, heads, slots].set(new, mode="drop")
 
 
 def _allowed(positions: jax.Array, T: int) -> jax.Array:
@@ -79,18 +86,18 @@ def _attend(q: jax.Array, keys: jax.Array, values: jax.Array, allowed: jax.Array
     return out.reshape(B, S, H, D).astype(q.dtype)  # [B, S, K, G, D] -> [B, S, H, D]
 
 
-def _attention(x: jax.Array, p: dict, k_cache: jax.Array, v_cache: jax.Array, layer: int,
-               positions: jax.Array, config: ModelConfig):
-    """One layer's attention through the cache: ([B, S, E], k_cache, v_cache)."""
+def _attention(x: jax.Array, p: dict, keys: jax.Array, values: jax.Array, positions: jax.Array,
+               config: ModelConfig):
+    """One layer's attention through its cache buffers: ([B, S, E], keys, values)."""
     q = matmul("BSE,EHD->BSHD", x, p["wq"])
     k = matmul("BSE,EKD->BSKD", x, p["wk"])
     v = matmul("BSE,EKD->BSKD", x, p["wv"])
     q, k = _rope(q, k, positions, config)
     # Write first, then read: a new token also attends to itself and to the chunk before it.
-    k_cache = _write_keys(k_cache, layer, k, positions)
-    v_cache = _write_values(v_cache, layer, v, positions)
-    out = _attend(q, k_cache[layer], v_cache[layer], _allowed(positions, v_cache.shape[3]))
-    return matmul("BSHD,HDE->BSE", out, p["wo"]), k_cache, v_cache
+    keys = _write_keys(keys, k, positions)
+    values = _write_values(values, v, positions)
+    out = _attend(q, keys, values, _allowed(positions, values.shape[2]))
+    return matmul("BSHD,HDE->BSE", out, p["wo"]), keys, values
 
 
 def _last_valid(x: jax.Array, n_valid: jax.Array) -> jax.Array:
@@ -107,16 +114,16 @@ def extend(params: dict, cache: Cache, tokens: jax.Array, n_valid: jax.Array,
     dtype = jnp.dtype(config.dtype)
     positions = _positions(cache.length, S)  # [B, S]
     x = params["embed"][tokens].astype(dtype)  # [B, S, E]
-    k_cache, v_cache = cache.k, cache.v
+    keys, values = list(cache.k), list(cache.v)  # one buffer per layer
     for layer, p in enumerate(_layers(params["blocks"])):
         p = cast(p, dtype)
-        h, k_cache, v_cache = _attention(rms_norm(x, p["attn_norm"]), p, k_cache, v_cache,
-                                         layer, positions, config)
+        h, keys[layer], values[layer] = _attention(rms_norm(x, p["attn_norm"]), p, keys[layer],
+                                                   values[layer], positions, config)
         x = x + h
         x = x + mlp_block(rms_norm(x, p["mlp_norm"]), p, config)
     x = rms_norm(x, params["final_norm"])
     logits = unembed(params, _last_valid(x, n_valid), config)[:, 0]  # [B, 1, V] -> [B, V]
-    return logits, Cache(k_cache, v_cache, cache.length + n_valid)
+    return logits, Cache(tuple(keys), tuple(values), cache.length + n_valid)
 
 
 # ---- 9.8-9.9: the scheduler ----

@@ -15,11 +15,11 @@ _m = load_module(Path(__file__).resolve().parents[2] / "solutions/09_efficient_i
 
 
 def _clamping(order: str, start_at):
-    """A write of new [B, S, K, D] rearranged by `order` into the cache's layout, per row with
-    dynamic_update_slice at start_at(position)."""
-    def write(cache, layer, new, positions):
+    """A write of new [B, S, K, D] rearranged by `order` into the layer buffer's layout, per row
+    with dynamic_update_slice at start_at(position)."""
+    def write(layer, new, positions):
         put = lambda row, chunk, start: jax.lax.dynamic_update_slice(row, chunk, start_at(start))
-        return cache.at[layer].set(jax.vmap(put)(cache[layer], jnp.einsum(order, new), positions[:, 0]))
+        return jax.vmap(put)(layer, jnp.einsum(order, new), positions[:, 0])
     return write
 
 
