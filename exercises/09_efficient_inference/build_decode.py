@@ -74,6 +74,8 @@ def extend(params: dict, cache: Cache, tokens: jax.Array, n_valid: jax.Array,
       each at its token's position in its own row; positions before a row's length are
       never changed, nor any position past the chunk. Padding's keys may be written
       (a later step overwrites them) or not. A position at or past T is not written.
+      (Speed, not graded: a write indexed by arrays for row, head and position is a scatter
+      XLA:CPU runs in place; `.at[rows, :, :, positions]` also copies the layer; lesson 08 §5.)
     - a new token's query at position p reads the cache of its own row at positions
       0..p (the tokens before it, and itself), whatever else the cache holds; the scores
       are q . k / sqrt(D), softmax over the allowed positions in float32, and query head h
