@@ -39,7 +39,7 @@ Imports: jax, numpy, the standard library, shared.config, shared.inference's Cac
 init_cache (the data structure), and shared.model's building blocks: rms_norm, rope, matmul,
 mlp_block, unembed and cast. Not the cached forward itself: the tests read this file and fail
 if it uses shared.model's hidden, block, attention_block or forward, anything else of
-shared.inference (extend, run, write), a cache's own update method, shared.attention or
+shared.inference (extend, run), a cache's own update method, shared.attention or
 shared.engine. Helper functions are yours to add; name them with a leading underscore.
 """
 
