@@ -129,17 +129,6 @@ OTHER_OPS = {"while", "conditional", "call", "custom-call", "infeed", "outfeed",
 # Words that say how an op is packaged or wired, not what it computes.
 PACKAGING = {"fusion", "wrapped", "loop", "input", "parameter", "constant", "tuple",
              "get-tuple-element"}
-ATTENTION_WORDS = ("attention", "flash", "fmha")
-MATMUL_OPS = {"dot", "convolution"}
-MATMUL_WORDS = ("gemm", "matmul")  # cuBLAS custom calls, Triton's gemm fusions
-LAYOUT_OPS = {"copy", "copy-start", "copy-done", "transpose", "bitcast", "bitcast-convert",
-              "reshape", "broadcast", "slice", "dynamic-slice", "dynamic-update-slice",
-              "concatenate", "pad", "reverse", "gather", "iota"}
-OTHER_OPS = {"while", "conditional", "call", "custom-call", "infeed", "outfeed", "send",
-             "send-done", "recv", "recv-done"}
-# Words that say how an op is packaged or wired, not what it computes.
-PACKAGING = {"fusion", "wrapped", "loop", "input", "parameter", "constant", "tuple",
-             "get-tuple-element"}
 
 INSTRUCTION = re.compile(r"^\s*(?:ROOT\s+)?%(?P<name>[^\s=]+)\s*=\s*(?P<shape>.*?)\s"
                          r"(?P<opcode>[a-z][a-z0-9-]*)\(")
