@@ -171,6 +171,18 @@ def test_bfloat16_step_keeps_its_saved_activations_bfloat16_on_the_cpu():
                                err_msg="the compiler options changed the step's loss")
 
 
+def test_float32_step_runs_its_matmuls_on_xlas_emitter_on_the_cpu():
+    """On a CPU a float32 step compiles its dots with XLA's own emitter, not as YNNPACK fusions
+    (faster in float32, lesson 06 §11); a bfloat16 step keeps YNNPACK, which is faster there."""
+    state, batch = fresh_state(MICRO, TC), random_batch()
+    for dtype, want in [("float32", False), ("bfloat16", True)]:
+        mc = dataclasses.replace(MICRO, dtype=dtype)
+        hlo = train.make_step(mc, TC).lower(state, batch).compile().as_text()
+        assert ("__ynn_fusion" in hlo) == want, \
+            f"make_step on a CPU in {dtype}: {'keep' if want else 'turn off'} XLA's YNNPACK fusions " \
+            f"(shared.compile_options)"
+
+
 def test_the_loop_compiles_a_plugged_in_step_with_the_steps_options(monkeypatch):
     """A step from outside make_step (the learner's, build exercise 6.6) is jitted without the
     CPU bfloat16 option; the loop's compile_step adds it."""

@@ -476,19 +476,20 @@ def decode_row(torch: Torch, name: str, dtype: str, args) -> None:
 def matmul_rows(torch: Torch, name: str, dtypes: list[str]) -> None:
     """GFLOP/s of two of the step's matmuls alone: its widest weight matmul [B*S, E] @ [E, F],
     and attention's scores, [S, D] @ [D, T] for each of B*H heads; on each side the best of 10
-    runs, in 3 alternating rounds, the median shown."""
+    runs, in 3 alternating rounds, the median shown. JAX compiles them with the step's XLA
+    options for the dtype (shared.compile_options), so they run the step's kernels."""
     import jax
     import jax.numpy as jnp
 
+    from shared import compile_options
     from shared import config as cfg
 
     p = cfg.preset(name)
     c, B = p.model, p.train.batch_size
     shapes = {"weights": (0, B * c.seq_len, c.d_model, c.d_ff),
               "attention": (B * c.n_heads, c.seq_len, c.head_dim, c.seq_len)}
-    f = jax.jit(lambda a, b: jnp.matmul(a, b, preferred_element_type=jnp.float32))
 
-    def best_of_10(a, b) -> float:
+    def best_of_10(f, a, b) -> float:
         best = math.inf
         for _ in range(10):
             start = time.perf_counter()
@@ -497,13 +498,15 @@ def matmul_rows(torch: Torch, name: str, dtypes: list[str]) -> None:
         return best
 
     for dtype in dtypes:
+        f = jax.jit(lambda a, b: jnp.matmul(a, b, preferred_element_type=jnp.float32),
+                    compiler_options=compile_options.for_dtype(dtype))
         for what, (batch, M, K, N) in shapes.items():
             lead = (batch,) if batch else ()
             a, b = jnp.ones(lead + (M, K), dtype), jnp.ones(lead + (K, N), dtype)
             f(a, b).block_until_ready()
             job = {"op": "matmul", "batch": batch, "mkn": [M, K, N], "dtype": dtype, "runs": 10}
             flop = 2 * max(batch, 1) * M * K * N
-            got = _rounds(3, {"jax": lambda: flop / best_of_10(a, b),
+            got = _rounds(3, {"jax": lambda: flop / best_of_10(f, a, b),
                               "torch": lambda: flop / torch.seconds(job)})
             label = f"{batch} x " if batch else ""
             print(f"{name:>6} {dtype:>9} {what:>9} {label}[{M}, {K}] @ [{K}, {N}]: JAX "

@@ -207,7 +207,7 @@ def draw_mbu(path: Path) -> None:
 
 
 def _kind(op: str) -> str:
-    """An op's kind: its name without the number XLA appends (ynn_fusion.29 -> ynn_fusion)."""
+    """An op's kind: its name without the number XLA appends (dot.31 -> dot, ynn_fusion.2 -> ynn_fusion)."""
     return re.sub(r"(\.\d+)+$", "", op)
 
 
@@ -258,7 +258,7 @@ def draw_profile(path: Path) -> None:
     ax.set_xlabel("ms of op time per step (summed over threads)")
     from matplotlib.patches import Patch
 
-    ax.legend(handles=[Patch(color="tab:blue", label="matmul kernels (ynn = XNNPACK)"),
+    ax.legend(handles=[Patch(color="tab:blue", label="matmuls (dot: XLA's emitter; ynn_fusion: YNNPACK)"),
                        Patch(color="tab:red", label="copies / layout changes"),
                        Patch(color="tab:grey", label="elementwise, reductions, loops, other")],
               fontsize=8, loc="lower right")

@@ -127,7 +127,7 @@ def compile_step(run: Run):
     # The step's XLA options here too, not only in make_step: a plugged-in step (build exercise
     # 6.6) is jitted without them, and the loop compiles whichever step it runs.
     lowered = make_step(run.mc, run.tc, run.placement, run.net).lower(run.state, shapes)
-    return lowered.compile(compiler_options=compiler_options(run.mc))
+    return lowered.compile(compiler_options=compiler_options(run.mc, run.net))
 
 
 def run_steps(run: Run, step_fn, history: list[dict], clock: goodput.Goodput, *,

@@ -123,9 +123,10 @@ def _step_fn(mc: cfg.ModelConfig, tc: cfg.TrainConfig, placement: Placement, net
     return step
 
 
-def compiler_options(mc: cfg.ModelConfig) -> dict | None:
-    """The step's XLA options: shared.compile_options' for a CPU step in bfloat16, else none."""
-    return compile_options.for_dtype(mc.dtype)
+def compiler_options(mc: cfg.ModelConfig, net: ModuleType = model) -> dict | None:
+    """The step's XLA options: shared.compile_options' for its dtype and net on a CPU, else none."""
+    int8 = getattr(net, "RUN_CONFIG", {}).get("int8", False)  # shared.qtrain's int8 matmuls
+    return compile_options.for_dtype(mc.dtype, int8_matmuls=int8)
 
 
 @functools.cache  # the same jitted function, so compiled once, for each config, placement, model
@@ -139,11 +140,11 @@ def make_step(mc: cfg.ModelConfig, tc: cfg.TrainConfig, placement: Placement = P
     """
     step = _step_fn(mc, tc, placement, net)
     if placement.mesh is None:
-        return jax.jit(step, donate_argnums=0, compiler_options=compiler_options(mc))
+        return jax.jit(step, donate_argnums=0, compiler_options=compiler_options(mc, net))
     state_sh = placement.state(abstract_state(mc, tc), tc)
     replicated = NamedSharding(placement.mesh, P())
     return jax.jit(step, donate_argnums=0, in_shardings=(state_sh, placement.batch()),
-                   out_shardings=(state_sh, replicated), compiler_options=compiler_options(mc))
+                   out_shardings=(state_sh, replicated), compiler_options=compiler_options(mc, net))
 
 
 def forget() -> None:
@@ -163,7 +164,7 @@ def make_train_step(mc: cfg.ModelConfig, tc: cfg.TrainConfig, net: ModuleType = 
         state, metrics = step(state, {"inputs": tokens, "targets": targets})
         return state, metrics["loss"]
 
-    return jax.jit(simple, donate_argnums=0, compiler_options=compiler_options(mc))
+    return jax.jit(simple, donate_argnums=0, compiler_options=compiler_options(mc, net))
 
 
 def check_finite(metrics: dict, names: list[str], step: int) -> None:
