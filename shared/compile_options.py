@@ -1,12 +1,13 @@
 """The XLA options the course's programs compile with on a CPU (lesson 06).
 
-In float32, XLA:CPU's own dot emitter instead of YNNPACK. By default XLA:CPU hands each
-matmul to a YNNPACK fusion; `xla_cpu_experimental_ynn_fusion_type=""` turns those off, so
-every dot goes to XLA's emitter. The attention matmuls, which YNNPACK runs on one core, run
-faster there, and on a Zen 4 CPU the weight matmuls too. Timed on 2-core AMD EPYC VMs
-(lesson 06 §11): the `small` float32 training step 1.09x faster on Zen 5 and 1.13-1.19x on
-Zen 4; the `tiny` step 0.95x and 1.01x; float32 decoding unchanged. In bfloat16 the
-emitter's dots are slower (the `small` step 0.81x), so bfloat16 keeps YNNPACK.
+A float32 training step uses XLA:CPU's own dot emitter instead of YNNPACK (`for_training`).
+By default XLA:CPU hands each matmul to a YNNPACK fusion; `xla_cpu_experimental_ynn_fusion_type=""`
+turns those off, so every dot goes to XLA's emitter. The attention matmuls, which YNNPACK runs
+on one core, run faster there, and on a Zen 4 CPU the weight matmuls too. Timed on 2-core AMD
+EPYC VMs (lesson 06 §11): the `small` float32 step 1.09x faster on Zen 5 and 1.13-1.19x on
+Zen 4; the `tiny` step 0.95x and 1.01x. Decoding, whose batch-1 matrix-vector products go to
+XLA's emitter either way, timed the same (0.98-1.04x), so it keeps the defaults. In bfloat16
+the emitter's dots are slower (the `small` step 0.81x), so bfloat16 keeps YNNPACK.
 
 In bfloat16, two of XLA:CPU's passes, harmless in float32, cost a program time or memory.
 Lesson 06 §11 times the step without each.
@@ -21,7 +22,7 @@ Lesson 06 §11 times the step without each.
 - `while-loop-invariant-code-motion` moves the backward loop's per-layer converts of the
   saved bfloat16 activations out of the loop, which makes a float32 copy of the whole stack.
 
-GPUs and TPUs compile with XLA's defaults: `for_dtype` returns None for them.
+GPUs and TPUs compile with XLA's defaults: both functions return None for them.
 """
 
 from __future__ import annotations
@@ -34,12 +35,15 @@ CPU_LOW_PRECISION = {"xla_disable_hlo_passes":
                      "while-loop-invariant-code-motion,float-normalization-bf16"}
 
 
-def for_dtype(dtype, int8_matmuls: bool = False) -> dict | None:
-    """compiler_options for a program that computes in `dtype` on the default backend.
-    int8_matmuls: its weight matmuls take int8 operands (shared.qtrain). YNNPACK runs those as
-    int8 dots; XLA's emitter would widen them to int32, so such a program keeps YNNPACK."""
-    if jax.default_backend() != "cpu":
-        return None
-    if jnp.dtype(dtype) != jnp.float32:
-        return dict(CPU_LOW_PRECISION)
-    return None if int8_matmuls else dict(CPU_FLOAT32)
+def for_dtype(dtype) -> dict | None:
+    """compiler_options for a program that computes in `dtype` on the default backend."""
+    low = jnp.dtype(dtype) != jnp.float32
+    return dict(CPU_LOW_PRECISION) if low and jax.default_backend() == "cpu" else None
+
+
+def for_training(dtype, int8_matmuls: bool = False) -> dict | None:
+    """compiler_options for a training step: for_dtype's, and in float32 on a CPU XLA's own dot
+    emitter. int8_matmuls: its weight matmuls take int8 operands (shared.qtrain). YNNPACK runs
+    those as int8 dots; XLA's emitter would widen them to int32, so such a step keeps YNNPACK."""
+    float32_cpu = jnp.dtype(dtype) == jnp.float32 and jax.default_backend() == "cpu"
+    return dict(CPU_FLOAT32) if float32_cpu and not int8_matmuls else for_dtype(dtype)

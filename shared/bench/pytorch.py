@@ -476,8 +476,8 @@ def decode_row(torch: Torch, name: str, dtype: str, args) -> None:
 def matmul_rows(torch: Torch, name: str, dtypes: list[str]) -> None:
     """GFLOP/s of two of the step's matmuls alone: its widest weight matmul [B*S, E] @ [E, F],
     and attention's scores, [S, D] @ [D, T] for each of B*H heads; on each side the best of 10
-    runs, in 3 alternating rounds, the median shown. JAX compiles them with the step's XLA
-    options for the dtype (shared.compile_options), so they run the step's kernels."""
+    runs, in 3 alternating rounds, the median shown. JAX compiles them with the training step's
+    XLA options (shared.compile_options.for_training), so they run the step's kernels."""
     import jax
     import jax.numpy as jnp
 
@@ -499,7 +499,7 @@ def matmul_rows(torch: Torch, name: str, dtypes: list[str]) -> None:
 
     for dtype in dtypes:
         f = jax.jit(lambda a, b: jnp.matmul(a, b, preferred_element_type=jnp.float32),
-                    compiler_options=compile_options.for_dtype(dtype))
+                    compiler_options=compile_options.for_training(dtype))
         for what, (batch, M, K, N) in shapes.items():
             lead = (batch,) if batch else ()
             a, b = jnp.ones(lead + (M, K), dtype), jnp.ones(lead + (K, N), dtype)

@@ -126,7 +126,7 @@ def _step_fn(mc: cfg.ModelConfig, tc: cfg.TrainConfig, placement: Placement, net
 def compiler_options(mc: cfg.ModelConfig, net: ModuleType = model) -> dict | None:
     """The step's XLA options: shared.compile_options' for its dtype and net on a CPU, else none."""
     int8 = getattr(net, "RUN_CONFIG", {}).get("int8", False)  # shared.qtrain's int8 matmuls
-    return compile_options.for_dtype(mc.dtype, int8_matmuls=int8)
+    return compile_options.for_training(mc.dtype, int8_matmuls=int8)
 
 
 @functools.cache  # the same jitted function, so compiled once, for each config, placement, model
