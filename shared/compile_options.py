@@ -41,9 +41,8 @@ def for_dtype(dtype) -> dict | None:
     return dict(CPU_LOW_PRECISION) if low and jax.default_backend() == "cpu" else None
 
 
-def for_training(dtype, int8_matmuls: bool = False) -> dict | None:
+def for_training(dtype) -> dict | None:
     """compiler_options for a training step: for_dtype's, and in float32 on a CPU XLA's own dot
-    emitter. int8_matmuls: its weight matmuls take int8 operands (shared.qtrain). YNNPACK runs
-    those as int8 dots; XLA's emitter would widen them to int32, so such a step keeps YNNPACK."""
+    emitter. A net whose matmuls this does not suit declares its own (shared.qtrain)."""
     float32_cpu = jnp.dtype(dtype) == jnp.float32 and jax.default_backend() == "cpu"
-    return dict(CPU_FLOAT32) if float32_cpu and not int8_matmuls else for_dtype(dtype)
+    return dict(CPU_FLOAT32) if float32_cpu else for_dtype(dtype)

@@ -38,12 +38,19 @@ from typing import Iterator
 import jax
 import jax.numpy as jnp
 
-from shared import model
+from shared import compile_options, model
 from shared.config import ModelConfig
 from shared.quant import QTensor
 
 init = model.init  # the parameters are the float model's: only the matmuls change
 RUN_CONFIG = {"int8": True}  # what a run trained on this net records in its config.json
+
+
+def compiler_options(dtype) -> dict | None:
+    """How a step on this net compiles: compile_options.for_dtype's. A float32 step on a CPU
+    would otherwise use XLA's own dot emitter (compile_options.for_training), which widens the
+    int8 dots to int32 x int32; YNNPACK runs them as int8 x int8 -> int32."""
+    return compile_options.for_dtype(dtype)
 
 
 def _quantize(a: jax.Array, axis: int) -> tuple[jax.Array, jax.Array]:

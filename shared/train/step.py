@@ -4,7 +4,8 @@ and what the step reports (check_finite, memory_report).
 
 Every function that builds or differentiates the model takes `net`: a module with the
 model's `init(config, key)` and `loss_sums(params, batch, config)`, shared.model by default
-or the learner's own (lesson 01's build exercise; `python -m shared.train --mine`)."""
+or the learner's own (lesson 01's build exercise; `python -m shared.train --mine`). A net may
+also say how its step compiles, `compiler_options(dtype)` (shared.qtrain does)."""
 
 from __future__ import annotations
 
@@ -124,9 +125,9 @@ def _step_fn(mc: cfg.ModelConfig, tc: cfg.TrainConfig, placement: Placement, net
 
 
 def compiler_options(mc: cfg.ModelConfig, net: ModuleType = model) -> dict | None:
-    """The step's XLA options: shared.compile_options' for its dtype and net on a CPU, else none."""
-    int8 = getattr(net, "RUN_CONFIG", {}).get("int8", False)  # shared.qtrain's int8 matmuls
-    return compile_options.for_training(mc.dtype, int8_matmuls=int8)
+    """The step's XLA options: the net's own `compiler_options(dtype)` where it has one
+    (shared.qtrain), else shared.compile_options.for_training's."""
+    return getattr(net, "compiler_options", compile_options.for_training)(mc.dtype)
 
 
 @functools.cache  # the same jitted function, so compiled once, for each config, placement, model
