@@ -23,15 +23,22 @@ simulate_cpu_devices(8)
 # environment. Many of them compile the same small programs, the training step above all;
 # reading them back took the whole suite from 23 to 16 minutes on 2 Zen 4 cores. Code that
 # names its own cache directory (lesson 10's cold and warm starts) still gets its own.
-COMPILE_CACHE = tempfile.mkdtemp(prefix="course-tests-jax-cache-")
+# The workers of `pytest -n` share the cache of the process that started them.
+WORKER = "PYTEST_XDIST_WORKER" in os.environ
+COMPILE_CACHE = (os.environ["JAX_COMPILATION_CACHE_DIR"] if WORKER
+                 else tempfile.mkdtemp(prefix="course-tests-jax-cache-"))
 os.environ.update(JAX_COMPILATION_CACHE_DIR=COMPILE_CACHE,
                   JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
                   JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="-1")
 aot.enable_persistent_cache(COMPILE_CACHE)
+# Processes share a GPU here (the two workers, the notebook kernels, the jobs that tests start):
+# none may take three quarters of its memory up front, as JAX does by default.
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
 
 def pytest_sessionfinish(session, exitstatus):
-    shutil.rmtree(COMPILE_CACHE, ignore_errors=True)
+    if not WORKER:
+        shutil.rmtree(COMPILE_CACHE, ignore_errors=True)
 
 
 @pytest.fixture

@@ -1,6 +1,10 @@
-"""Every exercise: the untouched stub fails all its tests, the reference answer passes them."""
+"""Every exercise: the untouched stub fails all its tests, the reference answer passes them; and
+the course's pytest plugin runs the whole suite in two processes."""
 
 import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -44,3 +48,19 @@ def test_stubs_fail(lesson):
     for name, outcome in report.exercises.items():
         assert outcome.passed == 0, f"{lesson.name}: {outcome.passed} tests of stub {name} pass"
         assert "Exercise" in outcome.reason, f"{lesson.name}: stub {name} fails without its message: {outcome.reason}"
+
+
+@pytest.mark.parametrize("args, workers", [([], True), (["test_where.py"], False), (["-s"], False),
+                                           (["-n", "0"], False)])
+def test_the_whole_suite_runs_in_two_processes_and_a_chosen_file_in_one(tmp_path, args, workers):
+    """shared.course.pytest_plugin: `python -m pytest` alone runs on pytest-xdist's workers; given
+    a path (as an exercise check is), -s or -n it runs as asked."""
+    (tmp_path / "test_where.py").write_text(
+        "import os, pathlib\n\ndef test_where():\n"
+        "    pathlib.Path('where').write_text(os.environ.get('PYTEST_XDIST_WORKER', 'main'))\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", *args], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    where = (tmp_path / "where").read_text()
+    assert where.startswith("gw") == workers, f"python -m pytest {' '.join(args)} ran in {where}"

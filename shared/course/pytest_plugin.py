@@ -5,6 +5,9 @@
 A test file exercises/NN_slug/test_<topic>.py receives the module under test
 through the `answers` fixture: exercises/NN_slug/<topic>.py, or
 solutions/NN_slug/<topic>.py with --solutions.
+
+`python -m pytest` with no paths, the repository's whole suite, runs in two processes
+(pytest-xdist, `pytest_load_initial_conftests`).
 """
 
 from __future__ import annotations
@@ -18,6 +21,16 @@ import pytest
 def pytest_addoption(parser):
     parser.addoption("--solutions", action="store_true",
                      help="check the reference answers in solutions/ instead of exercises/")
+
+
+def pytest_load_initial_conftests(early_config, parser, args):
+    """The whole suite in two processes: on a 2-core machine most of its time is one core
+    compiling, so two take it from 23 to 18 minutes. A run given paths (an exercise check,
+    one test file), a debugger, -s or its own -n runs as asked, its prints in order."""
+    ns = early_config.known_args_namespace
+    if (early_config.pluginmanager.has_plugin("xdist") and ns.numprocesses is None
+            and not ns.file_or_dir and not ns.usepdb and ns.capture != "no"):
+        args[:0] = ["-n", "2"]
 
 
 def answer_path(test_file: Path, solutions: bool) -> Path:
